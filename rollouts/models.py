@@ -1,0 +1,112 @@
+"""Fleet rollouts (upgrades and rollbacks) and their per-site targets.
+
+State machines (DESIGN.md):
+  Rollout: draft -> running <-> paused -> succeeded | halted | cancelled;
+           halted -> reverting -> reverted.
+  Target:  pending -> patching -> waiting -> succeeded | failed | skipped;
+           then possibly reverting -> reverted.
+Every status change is a compare-and-swap update (see rollouts/services.py and engine.py).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Rollout(models.Model):
+    class Kind(models.TextChoices):
+        UPGRADE = "upgrade", "upgrade"
+        ROLLBACK = "rollback", "rollback"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "draft"
+        RUNNING = "running", "running"
+        PAUSED = "paused", "paused"
+        SUCCEEDED = "succeeded", "succeeded"
+        HALTED = "halted", "halted"
+        CANCELLED = "cancelled", "cancelled"
+        REVERTING = "reverting", "reverting"
+        REVERTED = "reverted", "reverted"
+
+    ACTIVE_STATUSES = (Status.RUNNING, Status.PAUSED, Status.REVERTING)
+    FINISHED_STATUSES = (Status.SUCCEEDED, Status.CANCELLED, Status.REVERTED, Status.HALTED)
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.UPGRADE)
+    image = models.CharField(max_length=255, blank=True, help_text="target image (upgrades)")
+    waves = models.CharField(max_length=200, default="1,10%,50%,100%")
+    max_failures = models.CharField(max_length=10, default="0")
+    wave_timeout_seconds = models.PositiveIntegerField(default=900)
+    auto_revert = models.BooleanField(default=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    status_message = models.TextField(blank=True)
+    current_wave = models.PositiveIntegerField(default=0)
+    wave_count = models.PositiveIntegerField(default=0)
+    wave_started_at = models.DateTimeField(null=True, blank=True)
+    left_out = models.JSONField(default=list, blank=True, help_text="[{slug, reason}]")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="rollbacks"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("start_rollout", "Can start fleet upgrades"),
+            ("rollback_rollout", "Can roll back sites and rollouts"),
+            ("control_rollout", "Can pause, resume and cancel rollouts"),
+        ]
+
+    def __str__(self) -> str:
+        target = self.image or "previous images"
+        return f"#{self.pk} {self.kind} to {target}"
+
+
+class RolloutTarget(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        PATCHING = "patching", "patching"
+        WAITING = "waiting", "waiting"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        SKIPPED = "skipped", "skipped"
+        REVERTING = "reverting", "reverting"
+        REVERTED = "reverted", "reverted"
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="targets")
+    site = models.ForeignKey("sites.Site", on_delete=models.PROTECT, related_name="rollout_targets")
+    wave = models.PositiveIntegerField()
+    position = models.PositiveIntegerField(default=0, help_text="order within the rollout")
+    # Read from the cluster when the target is patched, never assumed from the database.
+    from_image = models.CharField(max_length=255, blank=True)
+    from_revision = models.PositiveIntegerField(null=True, blank=True)
+    to_image = models.CharField(max_length=255)
+    generation = models.BigIntegerField(null=True, blank=True)
+    revert_generation = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    patched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["rollout", "wave", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "site"], name="rollout_target_unique_site")
+        ]
+        indexes = [models.Index(fields=["rollout", "wave", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.site_id} wave {self.wave} {self.status}"

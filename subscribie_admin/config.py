@@ -1,0 +1,93 @@
+"""Parsing of the environment into settings values.
+
+Pure functions, so each rule (what a bad ``DATABASE_URL`` says, how the django-q2 broker is
+chosen) has one place and one test. ``settings.py`` only calls these.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+SUPPORTED_DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "pgsql")
+
+
+def database_from_url(url: str) -> dict[str, Any]:
+    """Return a Django DATABASES entry for ``url`` or raise ImproperlyConfigured saying why.
+
+    Only SQLite and PostgreSQL are supported: they are the two the suite runs on.
+    """
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    if scheme not in SUPPORTED_DATABASE_SCHEMES:
+        shown = scheme or url[:40]
+        raise ImproperlyConfigured(
+            f"DATABASE_URL has an unsupported or missing scheme ({shown!r}); use "
+            "sqlite:////absolute/path.sqlite3 or postgres://user@host:5432/dbname"
+        )
+    try:
+        config = environ.Env.db_url_config(url)
+    except Exception as exc:  # environ raises assorted errors for malformed URLs
+        raise ImproperlyConfigured(f"DATABASE_URL could not be parsed: {exc}") from exc
+    if scheme != "sqlite" and not config.get("NAME"):
+        raise ImproperlyConfigured("DATABASE_URL names no database (add /dbname to the URL)")
+    config.setdefault("CONN_MAX_AGE", 0)
+    return config
+
+
+def secret_key(value: str, *, debug: bool, testing: bool, dev_key_file: Path) -> str:
+    """Return the SECRET_KEY to use.
+
+    Without a configured key, a random development key is generated once and kept in
+    ``dev_key_file`` (so the web server and the qcluster agree) -- but only when DEBUG is on or
+    the test suite is running. Production refuses to start without one.
+    """
+    if value:
+        return value
+    if not (debug or testing):
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY in the environment (or DEBUG=1 for development)."
+        )
+    if dev_key_file.exists():
+        return dev_key_file.read_text().strip()
+    dev_key_file.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    dev_key_file.write_text(key)
+    dev_key_file.chmod(0o600)
+    return key
+
+
+def q_cluster(
+    *, broker: str, redis_url: str, timeout: int, retry: int, workers: int, sync: bool
+) -> dict[str, Any]:
+    """Build django-q2's Q_CLUSTER for the ``orm`` or ``redis`` broker.
+
+    ``max_attempts`` is finite so a poisoned job cannot loop forever; ``retry`` must exceed
+    ``timeout`` (checked at start-up by ``subscribie_admin.checks``).
+    """
+    cluster: dict[str, Any] = {
+        "name": "subscribie-admin",
+        "workers": workers,
+        "timeout": timeout,
+        "retry": retry,
+        "max_attempts": 3,
+        "ack_failures": True,
+        "catch_up": False,
+        "save_limit": 1000,
+        "label": "Background jobs",
+        "sync": sync,
+    }
+    if broker == "orm":
+        cluster["orm"] = "default"
+        cluster["poll"] = 0.2
+    elif broker == "redis":
+        if not redis_url:
+            raise ImproperlyConfigured("Q_BROKER=redis needs REDIS_URL (redis://host:6379/0)")
+        cluster["redis"] = redis_url
+    else:
+        raise ImproperlyConfigured(f"Q_BROKER must be 'orm' or 'redis', not {broker!r}")
+    return cluster

@@ -1,0 +1,143 @@
+"""Django settings, read from the environment with django-environ only.
+
+Every setting is documented in the README's settings table. Nothing here has side effects
+beyond reading the environment (and creating a development SECRET_KEY file when allowed).
+"""
+
+import os
+from pathlib import Path
+
+import environ
+
+from subscribie_admin import config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+# pytest (8.2+) exports PYTEST_VERSION: the suite may run without a configured SECRET_KEY.
+RUNNING_TESTS = "PYTEST_VERSION" in os.environ
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = config.secret_key(
+    env.str("SECRET_KEY", default=""),
+    debug=DEBUG,
+    testing=RUNNING_TESTS,
+    dev_key_file=BASE_DIR / "var" / "dev-secret-key",
+)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "subscribie_admin.apps.SubscribieAdminConfig",
+    "audit",
+    "sites",
+    "rollouts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "subscribie_admin.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "subscribie_admin.wsgi.application"
+
+DATABASES = {
+    "default": config.database_from_url(
+        env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Production hardening; all on unless DEBUG. Behind a TLS-terminating proxy set
+# SECURE_PROXY_SSL_HEADER via the forwarded-proto header (see README).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Background jobs (django-q2) ---------------------------------------------------------
+Q_BROKER = env.str("Q_BROKER", default="orm")
+Q_CLUSTER = config.q_cluster(
+    broker=Q_BROKER,
+    redis_url=env.str("REDIS_URL", default=""),
+    timeout=env.int("Q_TIMEOUT", default=180),
+    retry=env.int("Q_RETRY", default=240),
+    workers=env.int("Q_WORKERS", default=2),
+    sync=env.bool("Q_SYNC", default=False),
+)
+
+# --- Kubernetes ---------------------------------------------------------------------------
+# An explicit KUBECONFIG wins; otherwise in-cluster config when running in a Pod.
+KUBECONFIG = env.str("KUBECONFIG", default="")
+KUBE_CONTEXT = env.str("KUBE_CONTEXT", default="")
+KUBE_IN_CLUSTER = not KUBECONFIG and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+KUBE_QPS = env.float("KUBE_QPS", default=50.0)
+KUBE_BURST = env.int("KUBE_BURST", default=100)
+KUBE_CONCURRENCY = env.int("KUBE_CONCURRENCY", default=16)
+SITES_NAMESPACE = env.str("SITES_NAMESPACE", default="subscribie-sites")
+SITES_BASE_DOMAIN = env.str("SITES_BASE_DOMAIN", default="subscribie.site")
+SITE_IMAGE = env.str("SITE_IMAGE", default="subscribie/subscribie:latest")
+SITE_PROGRESS_DEADLINE_SECONDS = env.int("SITE_PROGRESS_DEADLINE_SECONDS", default=600)
+SITES_RESERVED_NAMES = env.list("SITES_RESERVED_NAMES", default=[])
+
+# --- CouchDB --------------------------------------------------------------------------------
+COUCHDB_URL = env.str("COUCHDB_URL", default="http://127.0.0.1:5984")
+COUCHDB_SIGNUPS_DB = env.str("COUCHDB_SIGNUPS_DB", default="signups")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"kubernetes": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}
