@@ -128,6 +128,8 @@ SITES_NAMESPACE = env.str("SITES_NAMESPACE", default="subscribie-sites")
 SITES_BASE_DOMAIN = env.str("SITES_BASE_DOMAIN", default="subscribie.site")
 SITE_IMAGE = env.str("SITE_IMAGE", default="subscribie/subscribie:latest")
 SITE_PROGRESS_DEADLINE_SECONDS = env.int("SITE_PROGRESS_DEADLINE_SECONDS", default=600)
+# How long a deploy job watches its site before leaving it to the scheduled status refresh.
+SITE_DEPLOY_WATCH_SECONDS = env.int("SITE_DEPLOY_WATCH_SECONDS", default=60)
 SITES_RESERVED_NAMES = env.list("SITES_RESERVED_NAMES", default=[])
 
 # --- CouchDB --------------------------------------------------------------------------------
@@ -139,5 +141,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"kubernetes": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "loggers": {
+        "kubernetes": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
 }

@@ -2,10 +2,14 @@
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.kubesim", "tests.fixtures.couchdb"]
+pytest_plugins = ["tests.fixtures.kubesim", "tests.fixtures.couchdb", "tests.fixtures.sites"]
 
 
 @pytest.fixture(autouse=True)
-def _plain_http_test_client(settings):
-    """The suite runs with DEBUG off (production defaults); the test client speaks plain HTTP."""
-    settings.SECURE_SSL_REDIRECT = False
+def _plain_http_test_client(request):
+    """The suite runs with DEBUG off (production defaults); the test client speaks plain HTTP.
+
+    Pure-module tests also run without the django plugin (``-p no:django``).
+    """
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("settings").SECURE_SSL_REDIRECT = False

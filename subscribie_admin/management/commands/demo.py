@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+
+from cluster.gateway import Cluster
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
@@ -50,8 +52,10 @@ class Command(BaseCommand):
 
         kubeconfig = state_dir / "kubeconfig"
         kube_line = self._start(
-            [sys.executable, "-m", "kubesim", "serve", "--kubeconfig", str(kubeconfig)]
-            + ["--ready-after", str(ready_after)],
+            [
+                *(sys.executable, "-m", "kubesim", "serve"),
+                *("--kubeconfig", str(kubeconfig), "--ready-after", str(ready_after)),
+            ],
             ready=r"kubesim: serving (\S+)",
         )
         couch_line = self._start(
@@ -67,6 +71,9 @@ class Command(BaseCommand):
             ),
         }
         os.environ.update(env)  # children inherit it; this process only seeds with it
+        Cluster.connect(
+            namespace=settings.SITES_NAMESPACE, kubeconfig=str(kubeconfig)
+        ).ensure_namespace()
 
         from sites.demo_data import seed_signups  # late: needs COUCHDB_URL
 

@@ -1,0 +1,425 @@
+"""The one seam to Kubernetes: every API call the product makes goes through ``Cluster``.
+
+This is the only module that imports ``kubernetes``. It speaks the real API through the
+official client, so tests run it unchanged against kubesim over HTTP.
+
+Invariants:
+- Every call passes the client-side rate limit (``KUBE_QPS``/``KUBE_BURST``).
+- 429 (honouring ``Retry-After``), 5xx and connection errors are retried a bounded number of
+  times; anything else surfaces at once as ``ClusterError``.
+- A write answered with an error may still have been applied (a 500 after the write), so a
+  retried image patch first reads the Deployment and does not patch again if it already runs
+  the image.
+- Reads return plain dicts (the API's JSON) and pure snapshots from ``cluster.status``; secret
+  values are never logged or returned.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from cluster.manifests import CONTAINER_NAME, FIELD_MANAGER, SITE_LABEL, SITE_NAME_LABEL
+from cluster.rate_limit import TokenBucket
+from cluster.status import DeploymentSnapshot, snapshot
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+SITE_SELECTOR = f"{SITE_LABEL}=site"
+# Label selectors are sent in the URL; keep each `in (...)` list well under URL limits.
+SELECTOR_CHUNK = 200
+LIST_PAGE_SIZE = 500
+
+
+class ClusterError(Exception):
+    """A Kubernetes call that failed for good. ``status`` is the HTTP status if there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def transient(self) -> bool:
+        """True when trying again later may succeed (throttling, server errors, no answer)."""
+        return self.status is None or self.status in RETRYABLE_STATUSES
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+    max_retry_after: float = 60.0
+
+
+def _error_message(exc: ApiException) -> tuple[str, str]:
+    """Message and reason from a Kubernetes ``Status`` body, falling back to the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    reason = body.get("reason", "") if isinstance(body, dict) else ""
+    return (message or f"HTTP {exc.status} {exc.reason}"), reason or ""
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = exc.headers or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class Cluster:
+    """Operations on the sites in one namespace.
+
+    Thread-safe: a wave patches sites from a thread pool sharing one Cluster.
+    """
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        namespace: str,
+        qps: float = 50.0,
+        burst: int = 100,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.api_client = api_client
+        self.namespace = namespace
+        self.apps = k8s.AppsV1Api(api_client)
+        self.core = k8s.CoreV1Api(api_client)
+        self.networking = k8s.NetworkingV1Api(api_client)
+        self.limiter = TokenBucket(qps, burst)
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        namespace: str,
+        kubeconfig: str = "",
+        context: str = "",
+        in_cluster: bool = False,
+        qps: float = 50.0,
+        burst: int = 100,
+        pool_size: int = 16,
+        retry: RetryPolicy | None = None,
+    ) -> Cluster:
+        """Build a Cluster from a kubeconfig path, or the Pod's ServiceAccount in-cluster."""
+        configuration = k8s.Configuration()
+        if in_cluster:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            k8s_config.load_kube_config(
+                config_file=kubeconfig or None,
+                context=context or None,
+                client_configuration=configuration,
+            )
+        configuration.connection_pool_maxsize = max(pool_size, 4)
+        # Retries are ours (bounded, Retry-After aware); urllib3's would double them.
+        configuration.retries = False
+        return cls(
+            k8s.ApiClient(configuration), namespace=namespace, qps=qps, burst=burst, retry=retry
+        )
+
+    @classmethod
+    def from_settings(cls) -> Cluster:
+        from django.conf import settings
+
+        return cls.connect(
+            namespace=settings.SITES_NAMESPACE,
+            kubeconfig=settings.KUBECONFIG,
+            context=settings.KUBE_CONTEXT,
+            in_cluster=settings.KUBE_IN_CLUSTER,
+            qps=settings.KUBE_QPS,
+            burst=settings.KUBE_BURST,
+            pool_size=settings.KUBE_CONCURRENCY,
+        )
+
+    # --- the call wrapper -------------------------------------------------------------------
+
+    def _call(
+        self,
+        what: str,
+        fn: Callable[[], T],
+        *,
+        before_retry: Callable[[], T | None] | None = None,
+    ) -> T:
+        """Run one API call with rate limiting and bounded retries.
+
+        ``before_retry`` runs before each retry of a write; if it returns a value, the write is
+        known to have been applied already and that value is returned instead of writing again.
+        """
+        policy = self.retry
+        delay = policy.base_delay
+        for attempt in range(1, policy.attempts + 1):
+            self.limiter.acquire()
+            try:
+                return fn()
+            except ApiException as exc:
+                message, reason = _error_message(exc)
+                if exc.status not in RETRYABLE_STATUSES or attempt == policy.attempts:
+                    raise ClusterError(
+                        f"{what}: {message}", status=exc.status, reason=reason
+                    ) from None
+                wait = _retry_after(exc) if exc.status == 429 else None
+                wait = min(wait, policy.max_retry_after) if wait is not None else delay
+                logger.info("%s: HTTP %s, retrying in %.1fs", what, exc.status, wait)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if attempt == policy.attempts:
+                    raise ClusterError(f"{what}: no answer from the API server ({exc})") from None
+                wait = delay
+                logger.info("%s: %s, retrying in %.1fs", what, type(exc).__name__, wait)
+            self._sleep(wait)
+            delay = min(delay * 2, policy.max_delay)
+            if before_retry is not None:
+                already = before_retry()
+                if already is not None:
+                    return already
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _json(response: Any) -> dict[str, Any]:
+        return json.loads(response.data)
+
+    # --- sites --------------------------------------------------------------------------------
+
+    def ensure_namespace(self) -> None:
+        """Create the sites namespace if it is missing (demo and tests; prod creates it once)."""
+        try:
+            self._call(
+                f"read namespace {self.namespace}",
+                lambda: self.core.read_namespace(self.namespace, _preload_content=False),
+            )
+        except ClusterError as exc:
+            if not exc.not_found:
+                raise
+            body = {"metadata": {"name": self.namespace}}
+            self._call(
+                f"create namespace {self.namespace}",
+                lambda: self.core.create_namespace(body, _preload_content=False),
+            )
+
+    def ensure_secret(self, manifest: dict[str, Any]) -> bool:
+        """Create the site's Secret once; an existing one is left untouched (never rotated).
+
+        Returns True if it was created now.
+        """
+        name = manifest["metadata"]["name"]
+        try:
+            self._call(
+                f"create secret {name}",
+                lambda: self.core.create_namespaced_secret(
+                    self.namespace, manifest, field_manager=FIELD_MANAGER, _preload_content=False
+                ),
+            )
+        except ClusterError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply one object (field manager ``subscribie-admin``); returns it."""
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        patchers = {
+            "Deployment": self.apps.patch_namespaced_deployment,
+            "Service": self.core.patch_namespaced_service,
+            "Ingress": self.networking.patch_namespaced_ingress,
+            "Secret": self.core.patch_namespaced_secret,
+        }
+        patch = patchers[kind]
+        return self._json(
+            self._call(
+                f"apply {kind.lower()} {name}",
+                lambda: patch(
+                    name,
+                    self.namespace,
+                    manifest,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                    _content_type="application/apply-patch+yaml",
+                    _preload_content=False,
+                ),
+            )
+        )
+
+    def apply_site(self, manifests: Iterable[dict[str, Any]]) -> int:
+        """Apply a site's objects; returns the Deployment's ``metadata.generation``.
+
+        Applying the same manifests twice changes nothing (server-side apply is idempotent),
+        which is what makes the deploy job safe to run twice.
+        """
+        generation = 0
+        for manifest in manifests:
+            applied = self.apply(manifest)
+            if manifest["kind"] == "Deployment":
+                generation = int(applied["metadata"].get("generation", 0))
+        return generation
+
+    def read_deployment(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self._json(
+                self._call(
+                    f"read deployment {name}",
+                    lambda: self.apps.read_namespaced_deployment(
+                        name, self.namespace, _preload_content=False
+                    ),
+                )
+            )
+        except ClusterError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def read_site(self, slug: str) -> DeploymentSnapshot | None:
+        deployment = self.read_deployment(slug)
+        return snapshot(deployment) if deployment is not None else None
+
+    def set_image(
+        self, slug: str, image: str, *, change_cause: str, dry_run: bool = False
+    ) -> DeploymentSnapshot:
+        """Strategic-merge patch container ``subscribie`` to ``image``; returns the result.
+
+        The returned snapshot's ``generation`` is what a status read must have observed before
+        it may call this change rolled out.
+        """
+        body = {
+            "metadata": {"annotations": {"kubernetes.io/change-cause": change_cause}},
+            "spec": {
+                "template": {"spec": {"containers": [{"name": CONTAINER_NAME, "image": image}]}}
+            },
+        }
+
+        def already_applied() -> DeploymentSnapshot | None:
+            if dry_run:
+                return None
+            current = self.read_site(slug)
+            return current if current is not None and current.image == image else None
+
+        def patch() -> DeploymentSnapshot:
+            response = self.apps.patch_namespaced_deployment(
+                slug,
+                self.namespace,
+                body,
+                field_manager=FIELD_MANAGER,
+                dry_run="All" if dry_run else None,
+                _content_type="application/strategic-merge-patch+json",
+                _preload_content=False,
+            )
+            return snapshot(self._json(response))
+
+        return self._call(f"set image of {slug}", patch, before_retry=already_applied)
+
+    def scale_site(self, slug: str, replicas: int) -> int:
+        """Set the site's replica count (suspend = 0); returns the generation."""
+        body = {"spec": {"replicas": replicas}}
+        response = self._call(
+            f"scale {slug} to {replicas}",
+            lambda: self.apps.patch_namespaced_deployment(
+                slug,
+                self.namespace,
+                body,
+                field_manager=FIELD_MANAGER,
+                _content_type="application/merge-patch+json",
+                _preload_content=False,
+            ),
+        )
+        return int(self._json(response)["metadata"].get("generation", 0))
+
+    def delete_site(self, slug: str) -> None:
+        """Delete every object of the site (missing ones are fine: deleting is idempotent)."""
+        deleters = (
+            (self.networking.delete_namespaced_ingress, slug),
+            (self.core.delete_namespaced_service, slug),
+            (self.apps.delete_namespaced_deployment, slug),
+            (self.core.delete_namespaced_secret, f"{slug}-secrets"),
+        )
+        for delete, name in deleters:
+            try:
+                self._call(
+                    f"delete {name}",
+                    lambda delete=delete, name=name: delete(
+                        name,
+                        self.namespace,
+                        propagation_policy="Background",
+                        _preload_content=False,
+                    ),
+                )
+            except ClusterError as exc:
+                if not exc.not_found:
+                    raise
+
+    def _list_deployments(self, selector: str) -> Iterator[dict[str, Any]]:
+        """One paged LIST (``limit``/``continue``) of Deployments matching ``selector``."""
+        token: str | None = None
+        while True:
+            page = self._json(
+                self._call(
+                    "list deployments",
+                    lambda token=token: self.apps.list_namespaced_deployment(
+                        self.namespace,
+                        label_selector=selector,
+                        limit=LIST_PAGE_SIZE,
+                        _continue=token,
+                        _preload_content=False,
+                    ),
+                )
+            )
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def list_sites(
+        self,
+        slugs: Iterable[str] | None = None,
+        *,
+        expected_generations: dict[str, int] | None = None,
+    ) -> dict[str, DeploymentSnapshot]:
+        """Snapshots of site Deployments by slug: all of them, or just ``slugs``.
+
+        All sites: one paged LIST of ``subscribie=site``. Given slugs: one LIST per chunk of
+        ``SELECTOR_CHUNK`` names (``subscribie-site in (...)``), never one GET per site.
+        ``expected_generations`` makes a status from before our patch read as in progress.
+        """
+        expected = expected_generations or {}
+        if slugs is None:
+            selectors = [SITE_SELECTOR]
+        else:
+            names = sorted(set(slugs))
+            if not names:
+                return {}
+            selectors = [
+                f"{SITE_NAME_LABEL} in ({','.join(names[i : i + SELECTOR_CHUNK])})"
+                for i in range(0, len(names), SELECTOR_CHUNK)
+            ]
+        result: dict[str, DeploymentSnapshot] = {}
+        for selector in selectors:
+            for item in self._list_deployments(selector):
+                metadata = item.get("metadata") or {}
+                slug = (metadata.get("labels") or {}).get(SITE_NAME_LABEL) or metadata["name"]
+                result[slug] = snapshot(item, expected_generation=expected.get(slug))
+        return result

@@ -1,0 +1,30 @@
+"""Schedule the status refresh so sites move to live/failed without anyone watching."""
+
+from django.db import migrations
+
+NAME = "sites: refresh site status"
+
+
+def add_schedule(apps, schema_editor):
+    Schedule = apps.get_model("django_q", "Schedule")
+    Schedule.objects.update_or_create(
+        name=NAME,
+        defaults={
+            "func": "sites.tasks.refresh_site_status",
+            "schedule_type": "I",  # minutes
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
+
+
+def remove_schedule(apps, schema_editor):
+    apps.get_model("django_q", "Schedule").objects.filter(name=NAME).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("sites", "0001_initial"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
+    ]
+    operations = [migrations.RunPython(add_schedule, remove_schedule)]

@@ -1,0 +1,490 @@
+"""Business operations on signups and sites.
+
+Rules (DESIGN.md, Layering): keyword-only arguments; a service that changes state writes its
+AuditEvent in the same transaction and enqueues jobs with ``transaction.on_commit``; status
+changes are compare-and-swap; network calls never happen inside a database transaction.
+Services named ``*_request`` are what admin actions call: they change rows and enqueue the job
+that does the cluster work (admin requests never call Kubernetes inline).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+import audit
+from cluster.gateway import Cluster, ClusterError
+from cluster.manifests import ClusterSettings, SiteSpec, secret_manifest, site_manifests
+from sites.models import Signup, Site
+from sites.sync import _taken_domains, _taken_names, apply_validation
+
+logger = logging.getLogger(__name__)
+
+Actor = Any  # a user, a "system:..." label, or None
+
+# Sites whose cluster objects should exist and be watched by the status refresh.
+DEPLOYED_STATUSES = (
+    Site.Status.DEPLOYING,
+    Site.Status.LIVE,
+    Site.Status.FAILED,
+    Site.Status.MISSING,
+    Site.Status.SUSPENDED,
+)
+DEPLOYABLE_STATUSES = (
+    Site.Status.APPROVED,
+    Site.Status.LIVE,
+    Site.Status.FAILED,
+    Site.Status.MISSING,
+)
+
+
+def _enqueue(func: str, *args: Any) -> None:
+    """Queue a django-q2 job once the surrounding transaction commits."""
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task(func, *args))
+
+
+def cluster_settings() -> ClusterSettings:
+    return ClusterSettings(
+        namespace=settings.SITES_NAMESPACE,
+        base_domain=settings.SITES_BASE_DOMAIN,
+        progress_deadline_seconds=settings.SITE_PROGRESS_DEADLINE_SECONDS,
+    )
+
+
+def site_spec(site: Site) -> SiteSpec:
+    """The site's desired state. Only a verified custom domain is routed."""
+    return SiteSpec(
+        slug=site.slug,
+        title=site.title,
+        owner_email=site.owner_email,
+        image=site.image,
+        theme_name=site.theme_name,
+        theme_colour=site.theme_colour,
+        custom_domain=site.custom_domain if site.custom_domain_verified else None,
+        replicas=0 if site.status == Site.Status.SUSPENDED else 1,
+    )
+
+
+def site_url(site: Site) -> str:
+    return f"https://{site.slug}.{settings.SITES_BASE_DOMAIN}"
+
+
+# --- signups -----------------------------------------------------------------------------------
+
+
+def signups_approve(*, signups: Iterable[Signup], actor: Actor) -> list[Site]:
+    """Approve pending signups: create a Site for each and queue its deploy.
+
+    A signup that is no longer pending (approved twice, withdrawn meanwhile) is skipped.
+    """
+    from rollouts.selectors import fleet_image
+
+    image = fleet_image()
+    created: list[Site] = []
+    with transaction.atomic():
+        for signup in signups:
+            claimed = Signup.objects.filter(pk=signup.pk, status=Signup.Status.PENDING).update(
+                status=Signup.Status.APPROVED
+            )
+            if not claimed:
+                continue
+            signup.refresh_from_db()
+            site = Site.objects.create(
+                slug=signup.requested_name,
+                title=signup.company_name,
+                owner_email=signup.owner_email,
+                custom_domain=signup.custom_domain,
+                theme_name=signup.theme_name,
+                theme_colour=signup.theme_colour,
+                image=image,
+                status=Site.Status.DEPLOYING,
+                signup=signup,
+            )
+            audit.record(
+                action="signup.approve",
+                actor=actor,
+                site=site,
+                subject=site.slug,
+                data={"signup": signup.couch_id, "image": image},
+            )
+            _enqueue("sites.tasks.deploy_site", site.pk)
+            created.append(site)
+    return created
+
+
+def signup_reject(*, signup: Signup, actor: Actor, reason: str) -> bool:
+    """Reject a signup for good (written back to CouchDB as ``queue_state: rejected``)."""
+    with transaction.atomic():
+        reasons = [*signup.reasons, f"rejected by staff: {reason}"] if reason else signup.reasons
+        changed = Signup.objects.filter(
+            pk=signup.pk, status__in=[Signup.Status.PENDING, Signup.Status.REJECTED]
+        ).update(status=Signup.Status.REJECTED, reasons=reasons, writeback=Signup.WriteBack.PENDING)
+        if changed:
+            audit.record(
+                action="signup.reject",
+                actor=actor,
+                subject=signup.couch_id,
+                data={"reason": reason},
+            )
+            _enqueue("sites.tasks.write_back_signups")
+    return bool(changed)
+
+
+def signup_revalidate(*, signup: Signup, actor: Actor, site_name: str = "") -> Signup:
+    """Validate the stored document again, optionally with a staff-chosen site name."""
+    with transaction.atomic():
+        signup = Signup.objects.select_for_update().get(pk=signup.pk)
+        if signup.status not in (Signup.Status.PENDING, Signup.Status.REJECTED):
+            return signup
+        doc = dict(signup.raw)
+        if site_name:
+            doc["site_name"] = site_name
+        exclude = {signup.couch_id}
+        before = signup.status
+        apply_validation(signup, doc, taken=_taken_names(exclude), domains=_taken_domains(exclude))
+        signup.save()
+        audit.record(
+            action="signup.revalidate",
+            actor=actor,
+            subject=signup.couch_id,
+            data={"site_name": site_name, "before": before, "after": signup.status},
+            ok=signup.status == Signup.Status.PENDING,
+            message="; ".join(signup.reasons),
+        )
+    return signup
+
+
+# --- deploy --------------------------------------------------------------------------------------
+
+
+def sites_deploy_request(*, sites: Iterable[Site], actor: Actor) -> int:
+    """Mark sites for (re)deploy and queue the jobs; returns how many were queued."""
+    count = 0
+    with transaction.atomic():
+        for site in sites:
+            changed = Site.objects.filter(pk=site.pk, status__in=DEPLOYABLE_STATUSES).update(
+                status=Site.Status.DEPLOYING, status_message=""
+            )
+            if changed:
+                audit.record(
+                    action="site.deploy", actor=actor, site=site, data={"image": site.image}
+                )
+                _enqueue("sites.tasks.deploy_site", site.pk)
+                count += 1
+    return count
+
+
+def site_deploy(*, site_id: int, cluster: Cluster | None = None) -> bool:
+    """The deploy job: apply the site's objects; safe to run twice.
+
+    Acts only on a site in ``deploying``. Server-side apply of the same manifests changes
+    nothing the second time, and the Secret is created once and never rotated. The generation
+    the apply returned is recorded; the status refresh turns the site live when it rolls out.
+    """
+    site = Site.objects.filter(pk=site_id, status=Site.Status.DEPLOYING).first()
+    if site is None:
+        return False
+    cluster = cluster or Cluster.from_settings()
+    spec = site_spec(site)
+    config = cluster_settings()
+    try:
+        # The values go straight to the cluster; only the Secret's name is kept here.
+        created_secret = cluster.ensure_secret(
+            secret_manifest(spec, config, values={"SECRET_KEY": secrets.token_urlsafe(48)})
+        )
+        cause = f"subscribie-admin: deploy {site.slug} image {site.image}"
+        generation = cluster.apply_site(site_manifests(spec, config, change_cause=cause))
+    except ClusterError as exc:
+        with transaction.atomic():
+            Site.objects.filter(pk=site.pk, status=Site.Status.DEPLOYING).update(
+                status=Site.Status.FAILED, status_message=str(exc)
+            )
+            audit.record(
+                action="site.deploy_failed",
+                actor="system:deploy",
+                site=site,
+                ok=False,
+                message=str(exc),
+            )
+        if exc.transient:
+            raise  # let django-q2 retry the job (max_attempts bounds it)
+        return False
+    with transaction.atomic():
+        Site.objects.filter(pk=site.pk, status=Site.Status.DEPLOYING).update(
+            last_generation=generation, last_deployed_at=timezone.now()
+        )
+        audit.record(
+            action="site.applied",
+            actor="system:deploy",
+            site=site,
+            data={"image": site.image, "generation": generation, "secret_created": created_secret},
+        )
+    _await_rollout(site.slug, cluster)
+    return True
+
+
+def _await_rollout(slug: str, cluster: Cluster) -> None:
+    """Watch a fresh deploy for a short while so a quick site goes live at once.
+
+    Bounded well below the job timeout; the scheduled refresh settles slower ones.
+    """
+    deadline = time.monotonic() + settings.SITE_DEPLOY_WATCH_SECONDS
+    while time.monotonic() < deadline:
+        summary = sites_refresh_status(cluster=cluster, slugs=[slug])
+        if summary.live or summary.failed or summary.missing:
+            return
+        time.sleep(0.5)
+
+
+# --- status refresh ------------------------------------------------------------------------
+
+
+@dataclass
+class RefreshSummary:
+    live: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
+    observed: int = 0
+
+
+def sites_refresh_status(
+    *, cluster: Cluster | None = None, slugs: list[str] | None = None
+) -> RefreshSummary:
+    """Read every site Deployment with one paged LIST and update the Site rows.
+
+    deploying -> live when rolled out; deploying/live -> failed on ProgressDeadlineExceeded
+    (with the condition's message); deployed sites absent from the cluster -> missing.
+    Deployments labelled ``subscribie=site`` without a Site are reported as unmanaged.
+    With ``slugs``, only those sites are read (one LIST with a set-based selector).
+    """
+    cluster = cluster or Cluster.from_settings()
+    snapshots = cluster.list_sites(slugs)  # the network call, before any transaction
+    summary = RefreshSummary(observed=len(snapshots))
+    now = timezone.now()
+    sites = Site.objects.filter(status__in=DEPLOYED_STATUSES)
+    if slugs is not None:
+        sites = sites.filter(slug__in=slugs)
+    sites = list(sites)
+    known = {site.slug for site in Site.objects.exclude(status=Site.Status.DELETED).only("slug")}
+    summary.unmanaged = sorted(set(snapshots) - known)
+    changed: list[Site] = []
+    went_live: list[Site] = []
+    with transaction.atomic():
+        for site in sites:
+            snap = snapshots.get(site.slug)
+            before = site.status
+            if snap is None:
+                if site.status != Site.Status.DEPLOYING or site.last_generation is not None:
+                    site.status = Site.Status.MISSING
+                    site.status_message = "the Deployment is not in the cluster"
+            else:
+                site.observed_image = snap.image or ""
+                site.observed_revision = snap.revision
+                site.ready_replicas = snap.ready_replicas
+                site.desired_replicas = snap.desired_replicas or 0
+                site.observed_at = now
+                if site.image_drift:
+                    summary.drift.append(site.slug)
+                if site.status in (Site.Status.DEPLOYING, Site.Status.LIVE, Site.Status.MISSING):
+                    if snap.state.failed:
+                        site.status, site.status_message = Site.Status.FAILED, snap.state.message
+                    elif snap.state.done:
+                        site.status, site.status_message = Site.Status.LIVE, ""
+                elif site.status == Site.Status.FAILED and snap.state.done:
+                    site.status, site.status_message = Site.Status.LIVE, ""
+            changed.append(site)
+            if site.status != before:
+                {Site.Status.LIVE: summary.live, Site.Status.FAILED: summary.failed}.get(
+                    site.status, summary.missing
+                ).append(site.slug)
+                audit.record(
+                    action=f"site.{site.status}",
+                    actor="system:status",
+                    site=site,
+                    data={"before": before, "after": site.status, "image": site.observed_image},
+                    ok=site.status == Site.Status.LIVE,
+                    message=site.status_message,
+                )
+                if site.status == Site.Status.LIVE:
+                    went_live.append(site)
+        Site.objects.bulk_update(
+            changed,
+            [
+                "status",
+                "status_message",
+                "observed_image",
+                "observed_revision",
+                "ready_replicas",
+                "desired_replicas",
+                "observed_at",
+            ],
+            batch_size=500,
+        )
+        signup_ids = [site.signup_id for site in went_live if site.signup_id]
+        if signup_ids:
+            Signup.objects.filter(pk__in=signup_ids, writeback=Signup.WriteBack.NONE).update(
+                writeback=Signup.WriteBack.PENDING
+            )
+            _enqueue("sites.tasks.write_back_signups")
+    return summary
+
+
+# --- suspend, resume, delete, hold, domains -----------------------------------------------
+
+
+def sites_suspend_request(*, sites: Iterable[Site], actor: Actor) -> int:
+    return _transition_and_enqueue(
+        sites,
+        actor,
+        from_statuses=(Site.Status.LIVE, Site.Status.FAILED),
+        to_status=Site.Status.SUSPENDED,
+        action="site.suspend",
+        task="sites.tasks.scale_site",
+        extra_args=(0,),
+    )
+
+
+def sites_resume_request(*, sites: Iterable[Site], actor: Actor) -> int:
+    return _transition_and_enqueue(
+        sites,
+        actor,
+        from_statuses=(Site.Status.SUSPENDED,),
+        to_status=Site.Status.DEPLOYING,
+        action="site.resume",
+        task="sites.tasks.scale_site",
+        extra_args=(1,),
+    )
+
+
+def sites_delete_request(*, sites: Iterable[Site], actor: Actor) -> int:
+    return _transition_and_enqueue(
+        sites,
+        actor,
+        from_statuses=tuple(s for s in Site.Status if s not in (Site.Status.DELETED,)),
+        to_status=Site.Status.DELETING,
+        action="site.delete",
+        task="sites.tasks.delete_site",
+    )
+
+
+def _transition_and_enqueue(
+    sites: Iterable[Site],
+    actor: Actor,
+    *,
+    from_statuses: tuple[str, ...],
+    to_status: str,
+    action: str,
+    task: str,
+    extra_args: tuple[Any, ...] = (),
+) -> int:
+    count = 0
+    with transaction.atomic():
+        for site in sites:
+            changed = Site.objects.filter(pk=site.pk, status__in=from_statuses).update(
+                status=to_status
+            )
+            if changed:
+                audit.record(
+                    action=action,
+                    actor=actor,
+                    site=site,
+                    data={"before": site.status, "after": to_status},
+                )
+                _enqueue(task, site.pk, *extra_args)
+                count += 1
+    return count
+
+
+def site_scale(*, site_id: int, replicas: int, cluster: Cluster | None = None) -> None:
+    """Job: scale a suspended (0) or resumed (1) site."""
+    site = Site.objects.get(pk=site_id)
+    expected = Site.Status.SUSPENDED if replicas == 0 else Site.Status.DEPLOYING
+    if site.status != expected:
+        return
+    generation = (cluster or Cluster.from_settings()).scale_site(site.slug, replicas)
+    Site.objects.filter(pk=site.pk, status=expected).update(last_generation=generation)
+
+
+def site_delete(*, site_id: int, cluster: Cluster | None = None) -> bool:
+    """Job: remove the site's objects from the cluster; the row stays, status ``deleted``."""
+    site = Site.objects.filter(pk=site_id, status=Site.Status.DELETING).first()
+    if site is None:
+        return False
+    (cluster or Cluster.from_settings()).delete_site(site.slug)
+    with transaction.atomic():
+        if Site.objects.filter(pk=site.pk, status=Site.Status.DELETING).update(
+            status=Site.Status.DELETED, ready_replicas=0
+        ):
+            audit.record(action="site.deleted", actor="system:delete", site=site)
+    return True
+
+
+def sites_hold(*, sites: Iterable[Site], actor: Actor, reason: str, until: datetime | None) -> int:
+    """Keep sites out of new rollouts until ``until`` (None: until released)."""
+    if not reason.strip():
+        raise ValueError("a hold needs a reason")
+    count = 0
+    with transaction.atomic():
+        for site in sites:
+            Site.objects.filter(pk=site.pk).update(
+                hold_reason=reason.strip()[:200], hold_until=until
+            )
+            audit.record(
+                action="site.hold",
+                actor=actor,
+                site=site,
+                data={"reason": reason, "until": until.isoformat() if until else None},
+            )
+            count += 1
+    return count
+
+
+def sites_unhold(*, sites: Iterable[Site], actor: Actor) -> int:
+    count = 0
+    with transaction.atomic():
+        for site in sites:
+            if (
+                Site.objects.filter(pk=site.pk)
+                .exclude(hold_reason="")
+                .update(hold_reason="", hold_until=None)
+            ):
+                audit.record(action="site.unhold", actor=actor, site=site)
+                count += 1
+    return count
+
+
+def sites_verify_domain(*, sites: Iterable[Site], actor: Actor) -> int:
+    """Mark custom domains verified and redeploy so the Ingress routes them."""
+    count = 0
+    with transaction.atomic():
+        for site in sites:
+            if not site.custom_domain:
+                continue
+            if Site.objects.filter(pk=site.pk, custom_domain_verified=False).update(
+                custom_domain_verified=True
+            ):
+                audit.record(
+                    action="site.verify_domain",
+                    actor=actor,
+                    site=site,
+                    data={"domain": site.custom_domain},
+                )
+                count += 1
+    sites_deploy_request(
+        sites=Site.objects.filter(pk__in=[s.pk for s in sites], custom_domain_verified=True),
+        actor=actor,
+    )
+    return count

@@ -1,0 +1,317 @@
+"""Importing signup documents from CouchDB's ``_changes`` feed, and writing results back.
+
+Invariants:
+- A document read from the feed is never dropped: each change ends as exactly one of
+  imported, updated, rejected, withdrawn or unchanged (replays and our own write-back echoes).
+- The checkpoint moves only in the same transaction that stored the batch it covers, so a crash
+  or an unreachable CouchDB loses nothing: the next run re-reads from the old checkpoint, and
+  replayed changes are recognised by ``_rev`` and create no duplicates.
+- Network calls happen outside database transactions.
+- Only one sync runs at a time (a compare-and-swap lease on the checkpoint row).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+import audit
+from sites.couchdb import Change, CouchDB, CouchDBError
+from sites.models import Signup, Site, SyncCheckpoint
+from sites.validation import validate_signup
+
+LEASE = timedelta(minutes=10)
+SYNC_ACTOR = "system:sync"
+
+
+class SyncLocked(Exception):
+    """Another sync holds the lease (cron fired twice)."""
+
+
+@dataclass
+class SyncSummary:
+    read: int = 0
+    imported: int = 0
+    updated: int = 0
+    rejected: int = 0
+    withdrawn: int = 0
+    unchanged: int = 0
+    written_back: int = 0
+    checkpoint: Any = None
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"imported {self.imported}, updated {self.updated}, rejected {self.rejected}, "
+            f"withdrawn {self.withdrawn}, unchanged {self.unchanged}, "
+            f"written back {self.written_back}, checkpoint {self.checkpoint}"
+        )
+
+
+def couchdb_from_settings() -> CouchDB:
+    return CouchDB(settings.COUCHDB_URL, settings.COUCHDB_SIGNUPS_DB)
+
+
+def _acquire_lease(database: str, token: str) -> SyncCheckpoint:
+    checkpoint, _ = SyncCheckpoint.objects.get_or_create(database=database)
+    now = timezone.now()
+    claimed = (
+        SyncCheckpoint.objects.filter(pk=checkpoint.pk)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .update(locked_by=token, locked_until=now + LEASE)
+    )
+    if not claimed:
+        checkpoint.refresh_from_db()
+        raise SyncLocked(
+            f"another sync ({checkpoint.locked_by}) holds the lock until {checkpoint.locked_until}"
+        )
+    checkpoint.refresh_from_db()
+    return checkpoint
+
+
+def _release_lease(checkpoint: SyncCheckpoint, token: str) -> None:
+    SyncCheckpoint.objects.filter(pk=checkpoint.pk, locked_by=token).update(
+        locked_by="", locked_until=None
+    )
+
+
+def signups_sync(
+    *,
+    client: CouchDB,
+    batch_size: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> SyncSummary:
+    """Read the feed from the checkpoint to its end, storing every change; return counts.
+
+    Raises CouchDBError when CouchDB cannot be read (the checkpoint then still points at the
+    last batch stored) and SyncLocked when another sync is running.
+    """
+    token = f"sync-{uuid.uuid4().hex[:12]}"
+    checkpoint = _acquire_lease(client.database, token)
+    summary = SyncSummary(checkpoint=checkpoint.last_seq)
+    try:
+        since = checkpoint.last_seq
+        while True:
+            batch = client.changes(since=since, limit=batch_size)
+            if not batch.results:
+                break
+            with transaction.atomic():
+                _store_batch(batch.results, summary)
+                # Compare-and-swap on our lease: a sync whose lease expired must not move
+                # the checkpoint under a newer one.
+                moved = SyncCheckpoint.objects.filter(pk=checkpoint.pk, locked_by=token).update(
+                    last_seq=batch.last_seq, locked_until=timezone.now() + LEASE
+                )
+                if not moved:
+                    raise SyncLocked("the sync lease was lost; stopping without saving")
+            summary.read += len(batch.results)
+            summary.checkpoint = since = batch.last_seq
+            if progress:
+                progress(len(batch.results))
+            if len(batch.results) < batch_size:
+                break
+    finally:
+        _release_lease(checkpoint, token)
+    summary.written_back = signups_write_back(client=client, errors=summary.errors)
+    return summary
+
+
+def _taken_names(exclude: set[str]) -> set[str]:
+    """Names already claimed by a site or by another pending/approved signup."""
+    names = set(Site.objects.values_list("slug", flat=True))
+    names.update(
+        Signup.objects.filter(status__in=[Signup.Status.PENDING, Signup.Status.APPROVED])
+        .exclude(couch_id__in=exclude)
+        .exclude(requested_name="")
+        .values_list("requested_name", flat=True)
+    )
+    return names
+
+
+def _taken_domains(exclude: set[str]) -> set[str]:
+    domains = set(Site.objects.exclude(custom_domain="").values_list("custom_domain", flat=True))
+    domains.update(
+        Signup.objects.filter(status__in=[Signup.Status.PENDING, Signup.Status.APPROVED])
+        .exclude(couch_id__in=exclude)
+        .exclude(custom_domain="")
+        .values_list("custom_domain", flat=True)
+    )
+    return domains
+
+
+def apply_validation(signup: Signup, doc: dict[str, Any], *, taken: set[str], domains: set[str]):
+    """Fill the signup's validated fields (or reasons) from ``doc``; returns the result."""
+    result = validate_signup(
+        doc,
+        base_domain=settings.SITES_BASE_DOMAIN,
+        extra_reserved=settings.SITES_RESERVED_NAMES,
+        taken_names=taken,
+        taken_domains=domains,
+    )
+    company = doc.get("company") if isinstance(doc.get("company"), dict) else {}
+    name = company.get("name") if isinstance(company, dict) else None
+    signup.company_name = (name if isinstance(name, str) else "")[:200]
+    if result.ok:
+        valid = result.signup
+        signup.status = Signup.Status.PENDING
+        signup.reasons = []
+        signup.company_name = valid.title
+        signup.requested_name = valid.slug
+        signup.owner_email = valid.owner_email
+        signup.custom_domain = valid.custom_domain or ""
+        signup.theme_name = valid.theme_name
+        signup.theme_colour = valid.theme_colour
+        taken.add(valid.slug)
+        if valid.custom_domain:
+            domains.add(valid.custom_domain)
+    else:
+        signup.status = Signup.Status.REJECTED
+        signup.reasons = list(result.reasons)
+    return result
+
+
+def _is_own_echo(signup: Signup, doc: dict[str, Any]) -> bool:
+    """A revision we wrote ourselves (completed/rejected) coming back through the feed."""
+    return signup.writeback == Signup.WriteBack.DONE and doc.get("queue_state") in (
+        "completed",
+        "rejected",
+    )
+
+
+def _store_batch(changes: list[Change], summary: SyncSummary) -> None:
+    """Upsert one batch with a constant number of queries (bulk create/update)."""
+    # The feed may list a document twice in one batch on some servers: keep the last.
+    latest: dict[str, Change] = {change.id: change for change in changes}
+    summary.unchanged += len(changes) - len(latest)
+    ids = set(latest)
+    existing = {s.couch_id: s for s in Signup.objects.filter(couch_id__in=ids)}
+    taken = _taken_names(exclude=ids)
+    domains = _taken_domains(exclude=ids)
+    to_create: list[Signup] = []
+    to_update: list[Signup] = []
+    for doc_id, change in latest.items():
+        signup = existing.get(doc_id)
+        if change.deleted:
+            if signup is None:
+                signup = Signup(couch_id=doc_id, status=Signup.Status.WITHDRAWN, raw={})
+                to_create.append(signup)
+            elif signup.status == Signup.Status.WITHDRAWN:
+                summary.unchanged += 1
+                continue
+            else:
+                signup.status = Signup.Status.WITHDRAWN
+                to_update.append(signup)
+            signup.couch_rev = change.rev or ""
+            summary.withdrawn += 1
+            continue
+        doc = change.doc or {}
+        rev = str(doc.get("_rev") or change.rev or "")
+        if signup is not None and (signup.couch_rev == rev or _is_own_echo(signup, doc)):
+            summary.unchanged += 1
+            continue
+        if signup is None:
+            signup = Signup(couch_id=doc_id, couch_rev=rev, raw=doc)
+            apply_validation(signup, doc, taken=taken, domains=domains)
+            to_create.append(signup)
+            if signup.status == Signup.Status.REJECTED:
+                summary.rejected += 1
+            else:
+                summary.imported += 1
+            continue
+        signup.couch_rev = rev
+        if signup.status == Signup.Status.APPROVED:
+            # The site exists: staff decide what to do with the new revision.
+            signup.pending_change = doc
+        else:
+            signup.raw = doc
+            signup.writeback = Signup.WriteBack.NONE
+            apply_validation(signup, doc, taken=taken, domains=domains)
+        to_update.append(signup)
+        summary.updated += 1
+    Signup.objects.bulk_create(to_create, batch_size=500)
+    if to_update:
+        Signup.objects.bulk_update(
+            to_update,
+            [
+                "couch_rev",
+                "raw",
+                "status",
+                "reasons",
+                "company_name",
+                "requested_name",
+                "owner_email",
+                "custom_domain",
+                "theme_name",
+                "theme_colour",
+                "pending_change",
+                "writeback",
+            ],
+            batch_size=500,
+        )
+
+
+def _completed(site: Site) -> Callable[[dict[str, Any]], None]:
+    site_url = f"https://{site.slug}.{settings.SITES_BASE_DOMAIN}"
+    deployed_at = (site.last_deployed_at or timezone.now()).isoformat()
+
+    def mutate(doc: dict[str, Any]) -> None:
+        doc.update(queue_state="completed", site_url=site_url, deployed_at=deployed_at)
+
+    return mutate
+
+
+def _rejected(signup: Signup) -> Callable[[dict[str, Any]], None]:
+    reasons = list(signup.reasons)
+
+    def mutate(doc: dict[str, Any]) -> None:
+        doc.update(queue_state="rejected", rejection_reasons=reasons)
+
+    return mutate
+
+
+def signups_write_back(*, client: CouchDB, errors: list[str] | None = None) -> int:
+    """Write pending results to the signup documents; returns how many were written.
+
+    Live sites' documents get ``queue_state: completed``, ``site_url`` and ``deployed_at``;
+    staff-rejected ones get ``queue_state: rejected`` and the reasons. A write that fails stays
+    pending for the next run (conflicts are re-read and re-applied by ``CouchDB.update``).
+    """
+    written = 0
+    pending = Signup.objects.filter(writeback=Signup.WriteBack.PENDING).prefetch_related("sites")
+    for signup in pending:
+        if signup.status == Signup.Status.REJECTED:
+            mutate = _rejected(signup)
+        else:
+            site = next((s for s in signup.sites.all() if s.status == Site.Status.LIVE), None)
+            if site is None:
+                continue
+            mutate = _completed(site)
+        try:
+            stored = client.update(signup.couch_id, mutate)
+        except CouchDBError as exc:
+            if errors is not None:
+                errors.append(f"write-back of {signup.couch_id}: {exc}")
+            if exc.kind == "unreachable":
+                break
+            continue
+        with transaction.atomic():
+            updated = Signup.objects.filter(
+                pk=signup.pk, writeback=Signup.WriteBack.PENDING
+            ).update(writeback=Signup.WriteBack.DONE, couch_rev=stored.get("_rev", ""), raw=stored)
+            if updated:
+                audit.record(
+                    action="signup.write_back",
+                    actor=SYNC_ACTOR,
+                    subject=signup.couch_id,
+                    data={"queue_state": stored.get("queue_state")},
+                )
+        written += updated
+    return written
