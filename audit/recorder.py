@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ def actor_label_for(actor: AbstractBaseUser | str | None) -> str:
     return actor.get_username()
 
 
-def record(
+def build_event(
     *,
     action: str,
     actor: AbstractBaseUser | str | None,
@@ -30,11 +31,7 @@ def record(
     ok: bool = True,
     message: str = "",
 ) -> AuditEvent:
-    """Append one AuditEvent and return it.
-
-    Call it inside the same transaction as the change it describes, so the history and the
-    state can never disagree. ``actor`` is a user, a label such as ``"system:cron"``, or None.
-    """
+    """An unsaved AuditEvent; ``record`` and ``record_many`` are the only callers that save."""
     from audit.models import AuditEvent
 
     if "." not in action:
@@ -44,7 +41,7 @@ def record(
     user = None if actor is None or isinstance(actor, str) else actor
     if not subject:
         subject = getattr(site, "slug", "") or (f"rollout #{rollout.pk}" if rollout else "")
-    return AuditEvent.objects.create(
+    return AuditEvent(
         action=action,
         actor=user,
         actor_label=actor_label_for(actor),
@@ -55,3 +52,23 @@ def record(
         result=AuditEvent.Result.OK if ok else AuditEvent.Result.ERROR,
         message=message,
     )
+
+
+def record(**event: Any) -> AuditEvent:
+    """Append one AuditEvent and return it (arguments as for ``build_event``).
+
+    Call it inside the same transaction as the change it describes, so the history and the
+    state can never disagree. ``actor`` is a user, a label such as ``"system:cron"``, or None.
+    """
+    built = build_event(**event)
+    built.save(force_insert=True)
+    return built
+
+
+def record_many(events: Iterable[dict[str, Any]]) -> int:
+    """Append many events in one bulk insert (fleet-wide steps); returns how many."""
+    from audit.models import AuditEvent
+
+    built = [build_event(**event) for event in events]
+    AuditEvent.objects.bulk_create(built, batch_size=500)
+    return len(built)

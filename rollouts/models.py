@@ -29,11 +29,23 @@ class Rollout(models.Model):
         REVERTING = "reverting", "reverting"
         REVERTED = "reverted", "reverted"
 
+    class Selection(models.TextChoices):
+        ALL = "all", "whole fleet"
+        SELECTED = "selected", "selected sites"
+
     ACTIVE_STATUSES = (Status.RUNNING, Status.PAUSED, Status.REVERTING)
+    # Statuses in which the engine has work to do (ticks and the schedule drive these).
+    TICKING_STATUSES = (Status.RUNNING, Status.REVERTING)
     FINISHED_STATUSES = (Status.SUCCEEDED, Status.CANCELLED, Status.REVERTED, Status.HALTED)
 
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.UPGRADE)
     image = models.CharField(max_length=255, blank=True, help_text="target image (upgrades)")
+    selection = models.CharField(
+        max_length=10,
+        choices=Selection.choices,
+        default=Selection.SELECTED,
+        help_text="whole-fleet upgrades set the image new sites get (fleet_image)",
+    )
     waves = models.CharField(max_length=200, default="1,10%,50%,100%")
     max_failures = models.CharField(max_length=10, default="0")
     wave_timeout_seconds = models.PositiveIntegerField(default=900)
@@ -57,6 +69,10 @@ class Rollout(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_progress_at = models.DateTimeField(null=True, blank=True)
+    # Engine lease: only the job holding an unexpired lease ticks this rollout, so targets
+    # found in `patching` when a lease is taken over belong to a crashed job.
+    lease_owner = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -81,6 +97,10 @@ class RolloutTarget(models.Model):
         SKIPPED = "skipped", "skipped"
         REVERTING = "reverting", "reverting"
         REVERTED = "reverted", "reverted"
+        REVERT_FAILED = "revert_failed", "revert failed"
+
+    # Targets the engine still has to act on or wait for (a wave is settled without them).
+    OPEN_STATUSES = (Status.PENDING, Status.PATCHING, Status.WAITING)
 
     rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="targets")
     site = models.ForeignKey("sites.Site", on_delete=models.PROTECT, related_name="rollout_targets")
@@ -93,8 +113,10 @@ class RolloutTarget(models.Model):
     generation = models.BigIntegerField(null=True, blank=True)
     revert_generation = models.BigIntegerField(null=True, blank=True)
     status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
     )
+    # Token of the tick that claimed this target (compare-and-swap claims of a whole batch).
+    claim = models.CharField(max_length=32, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     patched_at = models.DateTimeField(null=True, blank=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,7 @@ from django.utils import timezone
 import audit
 from cluster.gateway import Cluster, ClusterError
 from cluster.manifests import ClusterSettings, SiteSpec, secret_manifest, site_manifests
+from cluster.status import DeploymentSnapshot
 from sites.models import Signup, Site
 from sites.sync import _taken_domains, _taken_names, apply_validation
 
@@ -38,6 +40,15 @@ DEPLOYED_STATUSES = (
     Site.Status.FAILED,
     Site.Status.MISSING,
     Site.Status.SUSPENDED,
+)
+# What the status refresh writes from a cluster reading.
+OBSERVED_FIELDS = (
+    "status",
+    "status_message",
+    "observed_image",
+    "observed_revision",
+    "ready_replicas",
+    "desired_replicas",
 )
 DEPLOYABLE_STATUSES = (
     Site.Status.APPROVED,
@@ -274,72 +285,80 @@ def sites_refresh_status(
     snapshots = cluster.list_sites(slugs)  # the network call, before any transaction
     summary = RefreshSummary(observed=len(snapshots))
     now = timezone.now()
-    sites = Site.objects.filter(status__in=DEPLOYED_STATUSES)
+    sites = Site.objects.filter(status__in=DEPLOYED_STATUSES).only(
+        *OBSERVED_FIELDS, "slug", "image", "last_generation", "signup_id"
+    )
     if slugs is not None:
         sites = sites.filter(slug__in=slugs)
-    sites = list(sites)
-    known = {site.slug for site in Site.objects.exclude(status=Site.Status.DELETED).only("slug")}
+    known = set(Site.objects.exclude(status=Site.Status.DELETED).values_list("slug", flat=True))
     summary.unmanaged = sorted(set(snapshots) - known)
-    changed: list[Site] = []
-    went_live: list[Site] = []
+    # Sites with identical new values are written by one UPDATE each, guarded by the status
+    # they were read with (compare-and-swap: a staff action in between wins).
+    updates: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    transitions: list[tuple[Site, str]] = []
+    for site in sites:
+        before = site.status
+        current = tuple(getattr(site, name) for name in OBSERVED_FIELDS)
+        _observe(site, snapshots.get(site.slug))
+        if site.slug in snapshots and site.image_drift:
+            summary.drift.append(site.slug)
+        values = tuple(getattr(site, name) for name in OBSERVED_FIELDS)
+        if values != current:
+            updates[(before, *values)].append(site.pk)
+        if site.status != before:
+            transitions.append((site, before))
     with transaction.atomic():
-        for site in sites:
-            snap = snapshots.get(site.slug)
-            before = site.status
-            if snap is None:
-                if site.status != Site.Status.DEPLOYING or site.last_generation is not None:
-                    site.status = Site.Status.MISSING
-                    site.status_message = "the Deployment is not in the cluster"
-            else:
-                site.observed_image = snap.image or ""
-                site.observed_revision = snap.revision
-                site.ready_replicas = snap.ready_replicas
-                site.desired_replicas = snap.desired_replicas or 0
-                site.observed_at = now
-                if site.image_drift:
-                    summary.drift.append(site.slug)
-                if site.status in (Site.Status.DEPLOYING, Site.Status.LIVE, Site.Status.MISSING):
-                    if snap.state.failed:
-                        site.status, site.status_message = Site.Status.FAILED, snap.state.message
-                    elif snap.state.done:
-                        site.status, site.status_message = Site.Status.LIVE, ""
-                elif site.status == Site.Status.FAILED and snap.state.done:
-                    site.status, site.status_message = Site.Status.LIVE, ""
-            changed.append(site)
-            if site.status != before:
-                {Site.Status.LIVE: summary.live, Site.Status.FAILED: summary.failed}.get(
-                    site.status, summary.missing
-                ).append(site.slug)
-                audit.record(
-                    action=f"site.{site.status}",
-                    actor="system:status",
-                    site=site,
-                    data={"before": before, "after": site.status, "image": site.observed_image},
-                    ok=site.status == Site.Status.LIVE,
-                    message=site.status_message,
+        for (before, *values), pks in updates.items():
+            for i in range(0, len(pks), 500):
+                Site.objects.filter(pk__in=pks[i : i + 500], status=before).update(
+                    **dict(zip(OBSERVED_FIELDS, values, strict=True))
                 )
-                if site.status == Site.Status.LIVE:
-                    went_live.append(site)
-        Site.objects.bulk_update(
-            changed,
-            [
-                "status",
-                "status_message",
-                "observed_image",
-                "observed_revision",
-                "ready_replicas",
-                "desired_replicas",
-                "observed_at",
-            ],
-            batch_size=500,
+        observed = [slug for slug in snapshots if slug in known]
+        for i in range(0, len(observed), 500):
+            Site.objects.filter(slug__in=observed[i : i + 500]).update(observed_at=now)
+        for site, _before in transitions:
+            bucket = {Site.Status.LIVE: summary.live, Site.Status.FAILED: summary.failed}
+            bucket.get(site.status, summary.missing).append(site.slug)
+        audit.record_many(
+            {
+                "action": f"site.{site.status}",
+                "actor": "system:status",
+                "site": site,
+                "data": {"before": before, "after": site.status, "image": site.observed_image},
+                "ok": site.status == Site.Status.LIVE,
+                "message": site.status_message,
+            }
+            for site, before in transitions
         )
-        signup_ids = [site.signup_id for site in went_live if site.signup_id]
+        signup_ids = [s.signup_id for s, _ in transitions if s.status == Site.Status.LIVE]
+        signup_ids = [pk for pk in signup_ids if pk]
         if signup_ids:
             Signup.objects.filter(pk__in=signup_ids, writeback=Signup.WriteBack.NONE).update(
                 writeback=Signup.WriteBack.PENDING
             )
             _enqueue("sites.tasks.write_back_signups")
     return summary
+
+
+def _observe(site: Site, snap: DeploymentSnapshot | None) -> None:
+    """Apply one cluster reading to a site in memory (the status rules of the refresh)."""
+    if snap is None:
+        # A deploy that has not applied yet is not missing; anything else deployed is.
+        if site.status != Site.Status.DEPLOYING or site.last_generation is not None:
+            site.status = Site.Status.MISSING
+            site.status_message = "the Deployment is not in the cluster"
+        return
+    site.observed_image = snap.image or ""
+    site.observed_revision = snap.revision
+    site.ready_replicas = snap.ready_replicas
+    site.desired_replicas = snap.desired_replicas or 0
+    if site.status in (Site.Status.DEPLOYING, Site.Status.LIVE, Site.Status.MISSING):
+        if snap.state.failed:
+            site.status, site.status_message = Site.Status.FAILED, snap.state.message
+        elif snap.state.done:
+            site.status, site.status_message = Site.Status.LIVE, ""
+    elif site.status == Site.Status.FAILED and snap.state.done:
+        site.status, site.status_message = Site.Status.LIVE, ""
 
 
 # --- suspend, resume, delete, hold, domains -----------------------------------------------

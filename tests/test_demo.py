@@ -32,8 +32,10 @@ def demo(tmp_path):
         SITE_DEPLOY_WATCH_SECONDS="5",
     )
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "demo", "--port", str(port), "--signups", "8"]
-        + ["--ready-after", "0.1"],
+        [
+            *(sys.executable, "manage.py", "demo", "--port", str(port)),
+            *("--signups", "8", "--ready-after", "0.1"),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -63,7 +65,7 @@ def demo(tmp_path):
 
 
 def test_demo_serves_the_admin_and_the_printed_login_works(demo):
-    port, username, password, lines = demo
+    port, username, password, _output = demo
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http:
         page = http.get("/admin/login/")

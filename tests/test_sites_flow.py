@@ -10,10 +10,10 @@ from kubernetes import client as k8s
 from audit.models import AuditEvent
 from sites.models import Signup, Site
 from sites.services import (
-    site_deploy,
     signups_approve,
-    sites_delete_request,
     site_delete,
+    site_deploy,
+    sites_delete_request,
     sites_refresh_status,
 )
 from sites.sync import signups_sync
@@ -95,17 +95,21 @@ def test_deploy_job_twice_is_one_applys_worth_of_change(feed, cluster, kubesim):
     (site,) = approve_all()
     site_deploy(site_id=site.pk, cluster=cluster)
     first = cluster.read_deployment(site.slug)
-    secret_before = k8s.CoreV1Api(cluster.api_client).read_namespaced_secret(
-        f"{site.slug}-secrets", cluster.namespace
-    ).data
+    secret_before = (
+        k8s.CoreV1Api(cluster.api_client)
+        .read_namespaced_secret(f"{site.slug}-secrets", cluster.namespace)
+        .data
+    )
     Site.objects.filter(pk=site.pk).update(status=Site.Status.DEPLOYING)  # a redelivered job
     site_deploy(site_id=site.pk, cluster=cluster)
     second = cluster.read_deployment(site.slug)
     assert second["metadata"]["generation"] == first["metadata"]["generation"]
     assert second["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
-    secret_after = k8s.CoreV1Api(cluster.api_client).read_namespaced_secret(
-        f"{site.slug}-secrets", cluster.namespace
-    ).data
+    secret_after = (
+        k8s.CoreV1Api(cluster.api_client)
+        .read_namespaced_secret(f"{site.slug}-secrets", cluster.namespace)
+        .data
+    )
     assert secret_after == secret_before  # never rotated by a redeploy
     # A site not in "deploying" is left alone.
     assert site_deploy(site_id=site.pk, cluster=cluster) is False
@@ -192,7 +196,11 @@ def test_reconcile_reports_drift_missing_unmanaged_and_never_imported(
     k8s.AppsV1Api(cluster.api_client).patch_namespaced_deployment(
         sites[0].slug,
         cluster.namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "subscribie", "image": "hand:v9"}]}}}},
+        {
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "subscribie", "image": "hand:v9"}]}}
+            }
+        },
     )
     cluster.delete_site(sites[1].slug)
     out = io.StringIO()

@@ -6,82 +6,179 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Signup',
+            name="Signup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('couch_id', models.CharField(max_length=255, unique=True)),
-                ('couch_rev', models.CharField(blank=True, max_length=64)),
-                ('raw', models.JSONField(default=dict, help_text='the document as read from CouchDB')),
-                ('status', models.CharField(choices=[('pending', 'pending review'), ('rejected', 'rejected'), ('approved', 'approved'), ('withdrawn', 'withdrawn')], db_index=True, max_length=16)),
-                ('reasons', models.JSONField(blank=True, default=list)),
-                ('company_name', models.CharField(blank=True, max_length=200)),
-                ('requested_name', models.CharField(blank=True, db_index=True, help_text='site name; staff may edit it', max_length=63)),
-                ('owner_email', models.CharField(blank=True, max_length=254)),
-                ('custom_domain', models.CharField(blank=True, max_length=253)),
-                ('theme_name', models.CharField(blank=True, max_length=40)),
-                ('theme_colour', models.CharField(blank=True, max_length=7)),
-                ('pending_change', models.JSONField(blank=True, null=True)),
-                ('writeback', models.CharField(blank=True, choices=[('', 'nothing to write'), ('pending', 'pending'), ('done', 'written')], default='', max_length=8)),
-                ('writeback_error', models.TextField(blank=True)),
-                ('received_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("couch_id", models.CharField(max_length=255, unique=True)),
+                ("couch_rev", models.CharField(blank=True, max_length=64)),
+                (
+                    "raw",
+                    models.JSONField(default=dict, help_text="the document as read from CouchDB"),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending review"),
+                            ("rejected", "rejected"),
+                            ("approved", "approved"),
+                            ("withdrawn", "withdrawn"),
+                        ],
+                        db_index=True,
+                        max_length=16,
+                    ),
+                ),
+                ("reasons", models.JSONField(blank=True, default=list)),
+                ("company_name", models.CharField(blank=True, max_length=200)),
+                (
+                    "requested_name",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        help_text="site name; staff may edit it",
+                        max_length=63,
+                    ),
+                ),
+                ("owner_email", models.CharField(blank=True, max_length=254)),
+                ("custom_domain", models.CharField(blank=True, max_length=253)),
+                ("theme_name", models.CharField(blank=True, max_length=40)),
+                ("theme_colour", models.CharField(blank=True, max_length=7)),
+                ("pending_change", models.JSONField(blank=True, null=True)),
+                (
+                    "writeback",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "nothing to write"),
+                            ("pending", "pending"),
+                            ("done", "written"),
+                        ],
+                        default="",
+                        max_length=8,
+                    ),
+                ),
+                ("writeback_error", models.TextField(blank=True)),
+                (
+                    "received_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-received_at', '-id'],
-                'permissions': [('approve_signup', 'Can approve signups'), ('reject_signup', 'Can reject signups')],
+                "ordering": ["-received_at", "-id"],
+                "permissions": [
+                    ("approve_signup", "Can approve signups"),
+                    ("reject_signup", "Can reject signups"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SyncCheckpoint',
+            name="SyncCheckpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('database', models.CharField(max_length=200, unique=True)),
-                ('last_seq', models.JSONField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('locked_by', models.CharField(blank=True, max_length=100)),
-                ('locked_until', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("database", models.CharField(max_length=200, unique=True)),
+                ("last_seq", models.JSONField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("locked_by", models.CharField(blank=True, max_length=100)),
+                ("locked_until", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Site',
+            name="Site",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=63, unique=True)),
-                ('title', models.CharField(max_length=100)),
-                ('owner_email', models.CharField(max_length=254)),
-                ('custom_domain', models.CharField(blank=True, max_length=253)),
-                ('custom_domain_verified', models.BooleanField(default=False)),
-                ('theme_name', models.CharField(max_length=40)),
-                ('theme_colour', models.CharField(max_length=7)),
-                ('image', models.CharField(help_text='the image this site should run', max_length=255)),
-                ('status', models.CharField(choices=[('approved', 'approved'), ('deploying', 'deploying'), ('live', 'live'), ('failed', 'failed'), ('suspended', 'suspended'), ('deleting', 'deleting'), ('deleted', 'deleted'), ('missing', 'missing from cluster')], db_index=True, max_length=16)),
-                ('status_message', models.TextField(blank=True)),
-                ('canary', models.BooleanField(default=False, help_text='upgraded in the first wave')),
-                ('hold_reason', models.CharField(blank=True, max_length=200)),
-                ('hold_until', models.DateTimeField(blank=True, null=True)),
-                ('observed_image', models.CharField(blank=True, max_length=255)),
-                ('observed_revision', models.PositiveIntegerField(blank=True, null=True)),
-                ('ready_replicas', models.PositiveIntegerField(default=0)),
-                ('desired_replicas', models.PositiveIntegerField(default=1)),
-                ('last_generation', models.BigIntegerField(blank=True, null=True)),
-                ('last_deployed_at', models.DateTimeField(blank=True, null=True)),
-                ('observed_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('signup', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='sites', to='sites.signup')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=63, unique=True)),
+                ("title", models.CharField(max_length=100)),
+                ("owner_email", models.CharField(max_length=254)),
+                ("custom_domain", models.CharField(blank=True, max_length=253)),
+                ("custom_domain_verified", models.BooleanField(default=False)),
+                ("theme_name", models.CharField(max_length=40)),
+                ("theme_colour", models.CharField(max_length=7)),
+                (
+                    "image",
+                    models.CharField(help_text="the image this site should run", max_length=255),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("approved", "approved"),
+                            ("deploying", "deploying"),
+                            ("live", "live"),
+                            ("failed", "failed"),
+                            ("suspended", "suspended"),
+                            ("deleting", "deleting"),
+                            ("deleted", "deleted"),
+                            ("missing", "missing from cluster"),
+                        ],
+                        db_index=True,
+                        max_length=16,
+                    ),
+                ),
+                ("status_message", models.TextField(blank=True)),
+                (
+                    "canary",
+                    models.BooleanField(default=False, help_text="upgraded in the first wave"),
+                ),
+                ("hold_reason", models.CharField(blank=True, max_length=200)),
+                ("hold_until", models.DateTimeField(blank=True, null=True)),
+                ("observed_image", models.CharField(blank=True, max_length=255)),
+                ("observed_revision", models.PositiveIntegerField(blank=True, null=True)),
+                ("ready_replicas", models.PositiveIntegerField(default=0)),
+                ("desired_replicas", models.PositiveIntegerField(default=1)),
+                ("last_generation", models.BigIntegerField(blank=True, null=True)),
+                ("last_deployed_at", models.DateTimeField(blank=True, null=True)),
+                ("observed_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "signup",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="sites",
+                        to="sites.signup",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['slug'],
-                'permissions': [('deploy_site', 'Can deploy and redeploy sites'), ('suspend_site', 'Can suspend and resume sites'), ('remove_site', 'Can delete sites from the cluster'), ('hold_site', 'Can put sites on hold'), ('verify_domain', 'Can verify custom domains')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('custom_domain', ''), _negated=True), fields=('custom_domain',), name='site_custom_domain_unique')],
+                "ordering": ["slug"],
+                "permissions": [
+                    ("deploy_site", "Can deploy and redeploy sites"),
+                    ("suspend_site", "Can suspend and resume sites"),
+                    ("remove_site", "Can delete sites from the cluster"),
+                    ("hold_site", "Can put sites on hold"),
+                    ("verify_domain", "Can verify custom domains"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("custom_domain", ""), _negated=True),
+                        fields=("custom_domain",),
+                        name="site_custom_domain_unique",
+                    )
+                ],
             },
         ),
     ]

@@ -12,6 +12,7 @@ class Command(BaseCommand):
         summary = sites_refresh_status()
         self.stdout.write(
             f"observed {summary.observed}: live +{len(summary.live)}, "
-            f"failed +{len(summary.failed)}, missing +{len(summary.missing)}, unmanaged {len(summary.unmanaged)}, "
+            f"failed +{len(summary.failed)}, missing +{len(summary.missing)}, "
+            f"unmanaged {len(summary.unmanaged)}, "
             f"drift {len(summary.drift)}"
         )

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-
-from cluster.gateway import Cluster
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+
+from cluster.gateway import Cluster
 
 DEMO_USERNAME = "demo"
 

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench NAME [args]`` runs ``bench.NAME.main(argv)``."""

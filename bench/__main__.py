@@ -1,0 +1,29 @@
+"""Dispatch ``python -m bench NAME [args]`` to ``bench.NAME.main(argv)``."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    available = sorted(
+        m.name
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if not m.name.startswith("_")
+    )
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: python -m bench NAME [args]   (NAME: {', '.join(available)})")
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in available:
+        print(f"unknown benchmark {name!r}; available: {', '.join(available)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"bench.{name}")
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,179 @@
+"""``python -m bench signups``: importing signups and refreshing site status at scale.
+
+Figures, each against a baseline measured in the same run (absolute times are noisy here):
+
+* first import of N signup documents (default 10,000) vs reading the same ``_changes`` feed
+  raw with the same client and batch size (target: <= 5 s and within 2x of raw);
+* a no-change run (target <= 0.5 s);
+* status refresh of M sites (default 2,000) on kubesim: API calls made (target: constant) and
+  seconds, vs one bare paged LIST of the same Deployments over HTTP (target <= 2 s).
+
+Runs on a throwaway SQLite database, a fresh CouchDB-compatible server and a fresh kubesim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django(tmp: Path) -> None:
+    """A throwaway database; must run before anything imports models."""
+    sys.path.insert(0, str(ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "subscribie_admin.settings"
+    os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    os.environ.setdefault("DEBUG", "1")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def signup_docs(count: int) -> list[dict]:
+    return [
+        {
+            "_id": f"bench-{i:06d}",
+            "queue_state": "deploy",
+            "company": {"name": f"Bench Shop {i}"},
+            "users": [f"owner{i}@example.com"],
+            "theme": {"name": "jesmond", "colour": "#aa3355"},
+        }
+        for i in range(count)
+    ]
+
+
+def bench_import(count: int, batch: int) -> None:
+    from sites import sync
+    from tests.fixtures.couchdb import CouchServer
+
+    with CouchServer() as server:
+        client = server.client("signups")
+        client.ensure_database()
+        docs = signup_docs(count)
+        for i in range(0, count, 1000):
+            client.bulk_docs(docs[i : i + 1000])
+
+        t0 = time.perf_counter()
+        since, read = None, 0
+        while True:
+            page = client.changes(since=since, limit=batch)
+            read += len(page.results)
+            since = page.last_seq
+            if len(page.results) < batch:
+                break
+        raw = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        summary = sync.signups_sync(client=client, batch_size=batch)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        again = sync.signups_sync(client=client, batch_size=batch)
+        nochange = time.perf_counter() - t0
+
+    print(f"signups: {count} docs, batch {batch}")
+    print(f"  raw feed read (baseline) {raw:7.2f} s  ({read} changes)")
+    print(
+        f"  first import             {first:7.2f} s  = {first / raw:4.2f}x raw   "
+        f"(target <= 5 s, <= 2x)  imported {summary.imported}, rejected {summary.rejected}"
+    )
+    print(f"  no-change run            {nochange:7.3f} s  (target <= 0.5 s)  read {again.read}")
+
+
+def bench_refresh(count: int) -> None:
+    import httpx
+    from django.conf import settings
+
+    from cluster.gateway import Cluster
+    from cluster.manifests import ClusterSettings, SiteSpec, deployment_manifest
+    from kubesim import KubeSim
+    from sites import services
+    from sites.models import Site
+
+    with KubeSim(ready_after=0) as sim:
+        settings.KUBECONFIG = str(sim.kubeconfig_path)
+        cluster = Cluster.connect(
+            namespace="bench", kubeconfig=str(sim.kubeconfig_path), qps=0, pool_size=8
+        )
+        cluster.ensure_namespace()
+        config = ClusterSettings(
+            namespace="bench", base_domain="b.test", progress_deadline_seconds=600
+        )
+        specs = [
+            SiteSpec(
+                slug=f"site-{i:05d}",
+                title=f"Site {i}",
+                owner_email="o@example.com",
+                image="subscribie/subscribie:v1",
+                theme_name="jesmond",
+                theme_colour="#aa3355",
+            )
+            for i in range(count)
+        ]
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda s: cluster.apply(deployment_manifest(s, config, change_cause="b")), specs
+                )
+            )
+        Site.objects.bulk_create(
+            Site(
+                slug=s.slug,
+                title=s.title,
+                owner_email=s.owner_email,
+                theme_name="jesmond",
+                theme_colour="#aa3355",
+                image=s.image,
+                status=Site.Status.DEPLOYING,
+                last_generation=1,
+            )
+            for s in specs
+        )
+        sim.settle(timeout=60)
+
+        url = f"{sim.url}/apis/apps/v1/namespaces/bench/deployments"
+        t0 = time.perf_counter()
+        with httpx.Client() as http:
+            token, items = None, 0
+            while True:
+                params = {"labelSelector": "subscribie=site", "limit": 500}
+                if token:
+                    params["continue"] = token
+                page = http.get(url, params=params).json()
+                items += len(page["items"])
+                token = page["metadata"].get("continue")
+                if not token:
+                    break
+        raw = time.perf_counter() - t0
+
+        sim.reset_requests()
+        t0 = time.perf_counter()
+        summary = services.sites_refresh_status(cluster=cluster)
+        refresh = time.perf_counter() - t0
+        calls = sim.requests().total
+    print(f"status refresh: {count} sites")
+    print(f"  bare paged LIST (baseline) {raw:6.2f} s  ({items} deployments)")
+    print(
+        f"  sites_refresh_status       {refresh:6.2f} s  = {refresh / raw:4.2f}x LIST  "
+        f"(target <= 2 s)  API calls {calls} (pages of 500), went live {len(summary.live)}"
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench signups")
+    parser.add_argument("--signups", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--sites", type=int, default=2_000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        setup_django(Path(tmp))
+        bench_import(args.signups, args.batch)
+        bench_refresh(args.sites)
+    return 0

@@ -1,0 +1,57 @@
+"""Command line: ``python -m kubesim serve [--host H] [--port P] [--kubeconfig PATH]
+[--ready-after SECONDS] [--fail-images REGEX]``.
+
+Prints exactly one line, ``kubesim: serving http://HOST:PORT kubeconfig=PATH``, then serves
+until SIGTERM or SIGINT and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .sim import KubeSim
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kubesim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the Kubernetes API emulator over HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument(
+        "--kubeconfig", default=None, help="where to write the kubeconfig (default: a temp file)"
+    )
+    serve.add_argument(
+        "--ready-after", type=float, default=0.5, help="seconds before a new pod is Ready"
+    )
+    serve.add_argument(
+        "--fail-images", default=None, help="regex: pods with a matching image never become Ready"
+    )
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sim = KubeSim(
+        ready_after=args.ready_after,
+        fail_images=args.fail_images,
+        host=args.host,
+        port=args.port,
+        kubeconfig_path=args.kubeconfig,
+    )
+    with sim:
+        print(f"kubesim: serving {sim.url} kubeconfig={sim.kubeconfig_path}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,886 @@
+"""The Deployment, ReplicaSet and pod-readiness controllers (one background thread).
+
+The algorithms follow kube-controller-manager's ``deployment`` and ``replicaset``
+controllers (``rolloutRolling``, ``reconcileNewReplicaSet``, ``reconcileOldReplicaSets``,
+``syncRolloutStatus``...), including their rounding: maxSurge rounds up, maxUnavailable
+rounds down, and both zero means maxUnavailable 1.
+
+Efficiency invariant: the controller only touches objects that changed (store listeners put
+their keys in dirty sets) or whose timer fired (a pod becoming Ready, minReadySeconds
+elapsing, a progress deadline). An idle fleet of thousands of Deployments costs nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import math
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from .api import Api, clone, now_iso, random_suffix
+from .errors import ApiError
+from .resources import DEPLOYMENTS, PODS, REPLICASETS
+from .store import Obj
+
+REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
+DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
+MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
+HASH_LABEL = "pod-template-hash"
+# Annotations the real controller never copies from a Deployment to its ReplicaSets.
+_NOT_COPIED = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION,
+        REVISION_HISTORY,
+        DESIRED_REPLICAS,
+        MAX_REPLICAS,
+    }
+)
+_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+def fnv32a(data: bytes) -> int:
+    h = 0x811C9DC5
+    for b in data:
+        h ^= b
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def template_hash(template: dict[str, Any], collision_count: int = 0) -> str:
+    """Stable pod-template-hash (FNV-32a, then SafeEncodeString like the real controller)."""
+    t = clone(template)
+    labels = (t.get("metadata") or {}).get("labels")
+    if labels:
+        labels.pop(HASH_LABEL, None)
+    data = json.dumps(t, sort_keys=True, separators=(",", ":")).encode()
+    if collision_count:
+        data += str(collision_count).encode()
+    return "".join(_SAFE_ALPHABET[b % len(_SAFE_ALPHABET)] for b in str(fnv32a(data)).encode())
+
+
+def _without_hash(template: dict[str, Any] | None) -> Any:
+    t = clone(template or {})
+    labels = (t.get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(HASH_LABEL, None)
+    return t
+
+
+def resolve(value: Any, total: int, round_up: bool) -> int:
+    """intstr.GetScaledValueFromIntOrPercent."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.endswith("%"):
+        frac = int(value[:-1]) * total / 100
+        return math.ceil(frac) if round_up else math.floor(frac)
+    return int(value or 0)
+
+
+def fenceposts(d: Obj) -> tuple[int, int]:
+    """(maxSurge, maxUnavailable) for a RollingUpdate Deployment."""
+    spec = d["spec"]
+    replicas = spec.get("replicas", 1)
+    ru = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+    surge = resolve(ru.get("maxSurge", "25%"), replicas, True)
+    unavailable = resolve(ru.get("maxUnavailable", "25%"), replicas, False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
+def max_unavailable(d: Obj) -> int:
+    spec = d["spec"]
+    replicas = spec.get("replicas", 1)
+    if (spec.get("strategy") or {}).get("type") != "RollingUpdate" or replicas == 0:
+        return 0
+    return min(fenceposts(d)[1], replicas)
+
+
+def parse_time(ts: str | None) -> float:
+    if not ts:
+        return 0.0
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def revision_of(obj: Obj) -> int:
+    try:
+        return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
+    except ValueError:
+        return 0
+
+
+def _replicas(rs: Obj) -> int:
+    return rs["spec"].get("replicas", 0)
+
+
+def _st(rs: Obj, field: str) -> int:
+    return (rs.get("status") or {}).get(field, 0) or 0
+
+
+def _cond(status: dict[str, Any], ctype: str) -> dict[str, Any] | None:
+    return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), None)
+
+
+def _set_cond(status: dict[str, Any], ctype: str, cstatus: str, reason: str, message: str) -> None:
+    """SetDeploymentCondition: same status+reason is a no-op; same status keeps transition time."""
+    now = now_iso()
+    cur = _cond(status, ctype)
+    if cur is not None and cur["status"] == cstatus and cur.get("reason") == reason:
+        return
+    cond = {
+        "type": ctype,
+        "status": cstatus,
+        "lastUpdateTime": now,
+        "lastTransitionTime": cur["lastTransitionTime"]
+        if cur is not None and cur["status"] == cstatus
+        else now,
+        "reason": reason,
+        "message": message,
+    }
+    status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != ctype] + [
+        cond
+    ]
+
+
+def _drop_cond(status: dict[str, Any], ctype: str) -> None:
+    status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != ctype]
+
+
+class Controllers:
+    """Runs the controllers on a background thread; all state changes go through :class:`Api`."""
+
+    def __init__(
+        self, api: Api, ready_after: float = 0.5, fail_images: str | None = None, tick: float = 0.02
+    ) -> None:
+        self.api = api
+        self.store = api.store
+        self.ready_after = ready_after
+        self.fail_images: re.Pattern[str] | None = re.compile(fail_images) if fail_images else None
+        self.tick = tick
+        self._dirty_rs: set[Key] = set()
+        self._dirty_d: set[Key] = set()
+        self._timers: list[tuple[float, int, str, str, str]] = []
+        self._seq = itertools.count()
+        self._ready_at: dict[str, float] = {}  # pod uid -> wall time it became Ready
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.store.listeners.append(self._on_event)
+
+    # -- configuration -----------------------------------------------------------------
+    def set_fail_images(self, regex: str | None) -> None:
+        self.fail_images = re.compile(regex) if regex else None
+
+    def image_fails(self, image: str) -> bool:
+        return bool(self.fail_images and self.fail_images.search(image))
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kubesim-controllers", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.tick)
+            self._wake.clear()
+            try:
+                self.process()
+            except Exception:  # a controller bug must not kill the emulator
+                import traceback
+
+                traceback.print_exc()
+
+    # -- event intake (runs under the store lock in writer threads) -----------------------
+    def _on_event(self, type_key: str, etype: str, obj: Obj, old: Obj | None) -> None:
+        meta = obj["metadata"]
+        ns = meta.get("namespace", "")
+        if type_key == PODS.key:
+            for ref in meta.get("ownerReferences") or ():
+                if ref.get("kind") == "ReplicaSet" and ref.get("controller"):
+                    self._dirty_rs.add((ns, ref["name"]))
+            if etype == "ADDED":
+                self._schedule(time.time() + self.ready_after, "pod", ns, meta["name"])
+            elif etype == "DELETED":
+                self._ready_at.pop(meta.get("uid", ""), None)
+        elif type_key == REPLICASETS.key:
+            if etype != "DELETED":
+                self._dirty_rs.add((ns, meta["name"]))
+            for ref in meta.get("ownerReferences") or ():
+                if ref.get("kind") == "Deployment" and ref.get("controller"):
+                    self._dirty_d.add((ns, ref["name"]))
+        elif type_key == DEPLOYMENTS.key and etype != "DELETED":
+            self._dirty_d.add((ns, meta["name"]))
+        else:
+            return
+        self._wake.set()
+
+    def _schedule(self, due: float, kind: str, ns: str, name: str) -> None:
+        with self.store.lock:
+            heapq.heappush(self._timers, (due, next(self._seq), kind, ns, name))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def process(self) -> None:
+        """Run due timers and sync dirty objects until quiet (bounded, so writers get a turn)."""
+        for _ in range(20):
+            self._fire_timers()
+            with self.store.lock:
+                rs_batch, self._dirty_rs = self._dirty_rs, set()
+                d_batch, self._dirty_d = self._dirty_d, set()
+            if not rs_batch and not d_batch:
+                break
+            for ns, name in sorted(rs_batch):
+                self._guard(self.sync_replicaset, ns, name)
+            for ns, name in sorted(d_batch):
+                self._guard(self.sync_deployment, ns, name)
+
+    def _guard(self, fn: Any, ns: str, name: str) -> None:
+        try:
+            with self.store.lock:
+                fn(ns, name)
+        except ApiError:
+            pass  # the object changed or vanished underneath us; its event re-queues it
+
+    def _fire_timers(self) -> None:
+        now = time.time()
+        due: list[tuple[str, str, str]] = []
+        with self.store.lock:
+            while self._timers and self._timers[0][0] <= now:
+                _, _, kind, ns, name = heapq.heappop(self._timers)
+                due.append((kind, ns, name))
+        for kind, ns, name in due:
+            if kind == "pod":
+                self._guard(self.pod_started, ns, name)
+            elif kind == "rs":
+                self._dirty_rs.add((ns, name))
+            elif kind == "deploy":
+                self._dirty_d.add((ns, name))
+
+    # -- pods ------------------------------------------------------------------------------
+    def pod_started(self, ns: str, name: str) -> None:
+        """The kubelet's part: a pod's containers start; Ready unless its image fails."""
+        pod = self.store.get(PODS.key, ns, name)
+        if pod is None or (pod.get("status") or {}).get("phase") not in (None, "Pending"):
+            return
+        new = clone(pod)
+        now = now_iso()
+        containers = new["spec"].get("containers") or []
+        failing = [c for c in containers if self.image_fails(str(c.get("image", "")))]
+        ready = not failing
+        statuses = []
+        for c in containers:
+            bad = c in failing
+            cs: dict[str, Any] = {
+                "name": c.get("name"),
+                "image": c.get("image"),
+                "imageID": "",
+                "ready": not bad,
+                "restartCount": 1 if bad else 0,
+                "started": not bad,
+            }
+            if bad:
+                cs["state"] = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off 10s restarting failed container={c.get('name')} pod={name}",  # noqa: E501 - verbatim message
+                    }
+                }
+                cs["lastState"] = {
+                    "terminated": {
+                        "exitCode": 1,
+                        "reason": "Error",
+                        "startedAt": now,
+                        "finishedAt": now,
+                    }
+                }
+            else:
+                cs["state"] = {"running": {"startedAt": now}}
+            statuses.append(cs)
+        flag = "True" if ready else "False"
+        conds = [
+            {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+            {"type": "Ready", "status": flag, "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+        ]
+        if not ready:
+            for c in conds[2:4]:
+                c["reason"] = "ContainersNotReady"
+                c["message"] = (
+                    "containers with unready status: ["
+                    + " ".join(str(c2.get("name")) for c2 in failing)
+                    + "]"
+                )
+        new["status"] = {
+            "phase": "Running",
+            "conditions": conds,
+            "hostIP": "10.0.0.1",
+            "podIP": f"10.244.{hash(name) % 250}.{hash(ns + name) % 250 + 1}",
+            "startTime": pod["metadata"].get("creationTimestamp", now),
+            "containerStatuses": statuses,
+            "qosClass": "BestEffort",
+        }
+        if ready:
+            self._ready_at[pod["metadata"]["uid"]] = time.time()
+        self.api.update(PODS, ns, name, new, internal=True)
+
+    def pod_ready(self, pod: Obj) -> bool:
+        return pod["metadata"]["uid"] in self._ready_at
+
+    # -- ReplicaSets -------------------------------------------------------------------------
+    def sync_replicaset(self, ns: str, name: str) -> None:
+        rs = self.store.get(REPLICASETS.key, ns, name)
+        if rs is None:
+            return
+        pods = [
+            p for p in self.api.owned_by(rs, PODS.key) if not p["metadata"].get("deletionTimestamp")
+        ]
+        want = rs["spec"].get("replicas", 1)
+        if len(pods) < want:
+            for _ in range(want - len(pods)):
+                pods.append(self._create_pod(rs))
+        elif len(pods) > want:
+            # Like the real controller: delete not-ready pods first, then the newest.
+            victims = sorted(
+                pods,
+                key=lambda p: (self.pod_ready(p), self._ready_at.get(p["metadata"]["uid"], 0.0)),
+            )[: len(pods) - want]
+            doomed = {p["metadata"]["name"] for p in victims}
+            for p in victims:
+                self.api.delete(PODS, ns, p["metadata"]["name"])
+            pods = [p for p in pods if p["metadata"]["name"] not in doomed]
+        now = time.time()
+        min_ready = rs["spec"].get("minReadySeconds", 0) or 0
+        ready = available = 0
+        next_check = math.inf
+        for p in pods:
+            at = self._ready_at.get(p["metadata"]["uid"])
+            if at is None:
+                continue
+            ready += 1
+            if at + min_ready <= now:
+                available += 1
+            else:
+                next_check = min(next_check, at + min_ready)
+        if next_check < math.inf:
+            self._schedule(next_check + 0.001, "rs", ns, name)
+        status: dict[str, Any] = {
+            "replicas": len(pods),
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
+        if len(pods):
+            status["fullyLabeledReplicas"] = len(pods)
+        if ready:
+            status["readyReplicas"] = ready
+        if available:
+            status["availableReplicas"] = available
+        if status != rs.get("status"):
+            new = clone(rs)
+            new["status"] = status
+            self.api.update(REPLICASETS, ns, name, new, internal=True)
+
+    def _create_pod(self, rs: Obj) -> Obj:
+        meta = rs["metadata"]
+        template = clone(rs["spec"].get("template") or {})
+        tmeta = template.get("metadata") or {}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{meta['name']}-{random_suffix()}",
+                "namespace": meta["namespace"],
+                "labels": tmeta.get("labels") or {},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "ReplicaSet",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": template.get("spec") or {},
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now_iso()}
+                ],
+                "qosClass": "BestEffort",
+            },
+        }
+        if tmeta.get("annotations"):
+            pod["metadata"]["annotations"] = tmeta["annotations"]
+        pod["spec"]["nodeName"] = "kubesim-node"
+        return self.api.create(PODS, meta["namespace"], pod, internal=True)
+
+    def _scale_rs(self, rs: Obj, replicas: int, d: Obj) -> Obj:
+        if _replicas(rs) == replicas:
+            return rs
+        new = clone(rs)
+        new["spec"]["replicas"] = replicas
+        ann = new["metadata"].setdefault("annotations", {})
+        ann[DESIRED_REPLICAS] = str(d["spec"].get("replicas", 1))
+        ann[MAX_REPLICAS] = str(d["spec"].get("replicas", 1) + self._surge(d))
+        return self.api.update(
+            REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"], new, internal=True
+        )
+
+    def _surge(self, d: Obj) -> int:
+        if (d["spec"].get("strategy") or {}).get("type") != "RollingUpdate":
+            return 0
+        return fenceposts(d)[0]
+
+    # -- Deployments -------------------------------------------------------------------------
+    def sync_deployment(self, ns: str, name: str) -> None:
+        d = self.store.get(DEPLOYMENTS.key, ns, name)
+        if d is None or d["metadata"].get("deletionTimestamp"):
+            return
+        all_rs = sorted(
+            self.api.owned_by(d, REPLICASETS.key),
+            key=lambda r: (r["metadata"].get("creationTimestamp", ""), r["metadata"]["name"]),
+        )
+        status = clone(d.get("status") or {})
+        annotations: dict[str, str] = dict(d["metadata"].get("annotations") or {})
+        spec = d["spec"]
+        paused = bool(spec.get("paused"))
+        new_rs = self._find_new_rs(d, all_rs)
+        old_rss = [
+            r for r in all_rs if new_rs is None or r["metadata"]["uid"] != new_rs["metadata"]["uid"]
+        ]
+
+        if paused:
+            # Paused: scale what exists, roll nothing (sync() in the real controller).
+            if new_rs is not None:
+                new_rs, annotations = self._sync_revision(
+                    d, new_rs, old_rss, status, annotations, announce=False
+                )
+                if not old_rss or all(_replicas(r) == 0 for r in old_rss):
+                    new_rs = self._scale_rs(new_rs, spec.get("replicas", 1), d)
+        elif (spec.get("strategy") or {}).get("type") == "Recreate":
+            new_rs = self._rollout_recreate(d, new_rs, old_rss, status, annotations)
+        else:
+            new_rs = self._rollout_rolling(d, new_rs, old_rss, status, annotations)
+        # Reload what we changed.
+        all_rs = [
+            r
+            for r in (self.store.get(REPLICASETS.key, ns, x["metadata"]["name"]) for x in all_rs)
+            if r is not None
+        ]
+        if new_rs is not None:
+            new_rs = self.store.get(REPLICASETS.key, ns, new_rs["metadata"]["name"])
+            if new_rs is not None and all(
+                r["metadata"]["uid"] != new_rs["metadata"]["uid"] for r in all_rs
+            ):
+                all_rs.append(new_rs)
+        annotations = self._annotations_after(annotations, new_rs)
+        self._write_status(d, all_rs, new_rs, status, annotations, paused)
+
+    def _annotations_after(self, annotations: dict[str, str], new_rs: Obj | None) -> dict[str, str]:
+        if new_rs is not None:
+            rev = (new_rs["metadata"].get("annotations") or {}).get(REVISION)
+            if rev:
+                annotations[REVISION] = rev
+        return annotations
+
+    def _find_new_rs(self, d: Obj, all_rs: list[Obj]) -> Obj | None:
+        want = _without_hash(d["spec"].get("template"))
+        matches = [r for r in all_rs if _without_hash(r["spec"].get("template")) == want]
+        # The oldest match wins, as in FindNewReplicaSet.
+        return matches[0] if matches else None
+
+    def _sync_revision(
+        self,
+        d: Obj,
+        new_rs: Obj,
+        old_rss: list[Obj],
+        status: dict[str, Any],
+        annotations: dict[str, str],
+        announce: bool,
+    ) -> tuple[Obj, dict[str, str]]:
+        """getNewReplicaSet for an existing RS: renumber it if the template returned to it."""
+        max_old = max((revision_of(r) for r in old_rss), default=0)
+        new_revision = max_old + 1
+        current = revision_of(new_rs)
+        desired_ann = self._copied_annotations(d, new_rs)
+        if current < new_revision:
+            if current:
+                hist = desired_ann.get(REVISION_HISTORY)
+                desired_ann[REVISION_HISTORY] = f"{hist},{current}" if hist else str(current)
+            desired_ann[REVISION] = str(new_revision)
+        else:
+            desired_ann[REVISION] = str(current)
+        if desired_ann != (new_rs["metadata"].get("annotations") or {}):
+            upd = clone(new_rs)
+            upd["metadata"]["annotations"] = desired_ann
+            new_rs = self.api.update(
+                REPLICASETS,
+                d["metadata"]["namespace"],
+                new_rs["metadata"]["name"],
+                upd,
+                internal=True,
+            )
+        if announce and _cond(status, "Progressing") is None:
+            _set_cond(
+                status,
+                "Progressing",
+                "True",
+                "FoundNewReplicaSet",
+                f'Found new replica set "{new_rs["metadata"]["name"]}"',
+            )
+        return new_rs, annotations
+
+    def _copied_annotations(self, d: Obj, rs: Obj) -> dict[str, str]:
+        ann = {k: v for k, v in (rs["metadata"].get("annotations") or {}).items()}
+        for k, v in (d["metadata"].get("annotations") or {}).items():
+            if k not in _NOT_COPIED:
+                ann[k] = v
+        return ann
+
+    def _create_new_rs(
+        self, d: Obj, old_rss: list[Obj], replicas: int, status: dict[str, Any]
+    ) -> Obj:
+        meta = d["metadata"]
+        template = clone(d["spec"]["template"])
+        collisions = (d.get("status") or {}).get("collisionCount", 0) or 0
+        h = template_hash(template, collisions)
+        template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = h
+        selector = clone(d["spec"]["selector"])
+        selector.setdefault("matchLabels", {})[HASH_LABEL] = h
+        revision = max((revision_of(r) for r in old_rss), default=0) + 1
+        annotations = {
+            k: v for k, v in (meta.get("annotations") or {}).items() if k not in _NOT_COPIED
+        }
+        annotations[REVISION] = str(revision)
+        annotations[DESIRED_REPLICAS] = str(d["spec"].get("replicas", 1))
+        annotations[MAX_REPLICAS] = str(d["spec"].get("replicas", 1) + self._surge(d))
+        rs = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{meta['name']}-{h}",
+                "namespace": meta["namespace"],
+                "labels": dict(template["metadata"]["labels"]),
+                "annotations": annotations,
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {
+                "replicas": replicas,
+                "minReadySeconds": d["spec"].get("minReadySeconds", 0),
+                "selector": selector,
+                "template": template,
+            },
+            "status": {"replicas": 0},
+        }
+        try:
+            created = self.api.create(REPLICASETS, meta["namespace"], rs, internal=True)
+        except ApiError as e:
+            if e.code != 409:
+                raise
+            # Hash collision with a foreign template: bump collisionCount and retry next sync.
+            status["collisionCount"] = collisions + 1
+            raise
+        _set_cond(
+            status,
+            "Progressing",
+            "True",
+            "NewReplicaSetCreated",
+            f'Created new replica set "{created["metadata"]["name"]}"',
+        )
+        return created
+
+    def _new_rs_replicas(self, d: Obj, all_rs: list[Obj], new_rs: Obj | None) -> int:
+        replicas = d["spec"].get("replicas", 1)
+        if (d["spec"].get("strategy") or {}).get("type") == "Recreate":
+            return replicas
+        current_new = _replicas(new_rs) if new_rs is not None else 0
+        surge, _ = fenceposts(d)
+        current = sum(_replicas(r) for r in all_rs)
+        max_total = replicas + surge
+        if current >= max_total:
+            return current_new
+        scale_up = min(max_total - current, replicas - current_new)
+        return current_new + max(scale_up, 0)
+
+    def _rollout_rolling(
+        self,
+        d: Obj,
+        new_rs: Obj | None,
+        old_rss: list[Obj],
+        status: dict[str, Any],
+        annotations: dict[str, str],
+    ) -> Obj | None:
+        replicas = d["spec"].get("replicas", 1)
+        if new_rs is None:
+            new_rs = self._create_new_rs(
+                d, old_rss, self._new_rs_replicas(d, old_rss, None), status
+            )
+        else:
+            new_rs, annotations = self._sync_revision(
+                d, new_rs, old_rss, status, annotations, announce=True
+            )
+        all_rs = [*old_rss, new_rs]
+        # reconcileNewReplicaSet
+        if _replicas(new_rs) != replicas:
+            target = (
+                replicas
+                if _replicas(new_rs) > replicas
+                else self._new_rs_replicas(d, all_rs, new_rs)
+            )
+            if target != _replicas(new_rs):
+                self._scale_rs(new_rs, target, d)
+                return new_rs
+        # reconcileOldReplicaSets
+        active_old = [r for r in old_rss if _replicas(r) > 0]
+        if active_old and self._reconcile_old(d, new_rs, old_rss, active_old):
+            return new_rs
+        if self._complete(d, [*old_rss, new_rs], new_rs):
+            self._cleanup(d, old_rss)
+        return new_rs
+
+    def _reconcile_old(
+        self, d: Obj, new_rs: Obj, old_rss: list[Obj], active_old: list[Obj]
+    ) -> bool:
+        replicas = d["spec"].get("replicas", 1)
+        all_rs = [*old_rss, new_rs]
+        all_pods = sum(_replicas(r) for r in all_rs)
+        min_available = replicas - max_unavailable(d)
+        new_unavailable = _replicas(new_rs) - _st(new_rs, "availableReplicas")
+        max_scaled_down = all_pods - min_available - new_unavailable
+        if max_scaled_down <= 0:
+            return False
+        # cleanupUnhealthyReplicas: old pods that are not available go first.
+        cleaned = 0
+        current_old: dict[str, Obj] = {r["metadata"]["name"]: r for r in active_old}
+        for rs in active_old:
+            if cleaned >= max_scaled_down:
+                break
+            unhealthy = _replicas(rs) - _st(rs, "availableReplicas")
+            if unhealthy <= 0:
+                continue
+            n = min(max_scaled_down - cleaned, unhealthy)
+            current_old[rs["metadata"]["name"]] = self._scale_rs(rs, _replicas(rs) - n, d)
+            cleaned += n
+        # scaleDownOldReplicaSetsForRollingUpdate
+        olds = list(current_old.values())
+        available = sum(_st(r, "availableReplicas") for r in [*olds, new_rs])
+        scaled = 0
+        if available > min_available:
+            total = available - min_available
+            for rs in olds:
+                if scaled >= total:
+                    break
+                if _replicas(rs) == 0:
+                    continue
+                n = min(_replicas(rs), total - scaled)
+                self._scale_rs(rs, _replicas(rs) - n, d)
+                scaled += n
+        return cleaned + scaled > 0
+
+    def _rollout_recreate(
+        self,
+        d: Obj,
+        new_rs: Obj | None,
+        old_rss: list[Obj],
+        status: dict[str, Any],
+        annotations: dict[str, str],
+    ) -> Obj | None:
+        scaled = False
+        for rs in old_rss:
+            if _replicas(rs) > 0:
+                self._scale_rs(rs, 0, d)
+                scaled = True
+        if scaled:
+            return new_rs
+        if any(_st(r, "replicas") > 0 for r in old_rss):
+            return new_rs  # wait for old pods to be gone
+        if new_rs is None:
+            new_rs = self._create_new_rs(d, old_rss, d["spec"].get("replicas", 1), status)
+        else:
+            new_rs, annotations = self._sync_revision(
+                d, new_rs, old_rss, status, annotations, announce=True
+            )
+            new_rs = self._scale_rs(new_rs, d["spec"].get("replicas", 1), d)
+        if self._complete(d, [*old_rss, new_rs], new_rs):
+            self._cleanup(d, old_rss)
+        return new_rs
+
+    def _complete(self, d: Obj, all_rs: list[Obj], new_rs: Obj | None) -> bool:
+        replicas = d["spec"].get("replicas", 1)
+        return (
+            new_rs is not None
+            and _st(new_rs, "replicas") == replicas
+            and sum(_st(r, "replicas") for r in all_rs) == replicas
+            and sum(_st(r, "availableReplicas") for r in all_rs) == replicas
+        )
+
+    def _cleanup(self, d: Obj, old_rss: list[Obj]) -> None:
+        """Garbage-collect old ReplicaSets beyond revisionHistoryLimit."""
+        limit = d["spec"].get("revisionHistoryLimit", 10)
+        if limit is None:
+            return
+        idle = [r for r in old_rss if _replicas(r) == 0 and _st(r, "replicas") == 0]
+        idle.sort(key=lambda r: (revision_of(r), r["metadata"].get("creationTimestamp", "")))
+        for rs in idle[: max(0, len(idle) - limit)]:
+            self.api.delete(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
+
+    def _write_status(
+        self,
+        d: Obj,
+        all_rs: list[Obj],
+        new_rs: Obj | None,
+        status: dict[str, Any],
+        annotations: dict[str, str],
+        paused: bool,
+    ) -> None:
+        spec = d["spec"]
+        replicas = spec.get("replicas", 1)
+        old_status = d.get("status") or {}
+        available = sum(_st(r, "availableReplicas") for r in all_rs)
+        total_spec = sum(_replicas(r) for r in all_rs)
+        fields = {
+            "observedGeneration": d["metadata"].get("generation", 1),
+            "replicas": sum(_st(r, "replicas") for r in all_rs),
+            "updatedReplicas": _st(new_rs, "replicas") if new_rs is not None else 0,
+            "readyReplicas": sum(_st(r, "readyReplicas") for r in all_rs),
+            "availableReplicas": available,
+            "unavailableReplicas": max(0, total_spec - available),
+        }
+        new_status: dict[str, Any] = {
+            k: v for k, v in fields.items() if v or k == "observedGeneration"
+        }
+        if status.get("collisionCount"):
+            new_status["collisionCount"] = status["collisionCount"]
+        new_status["conditions"] = clone(status.get("conditions") or [])
+        if available >= replicas - max_unavailable(d):
+            _set_cond(
+                new_status,
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+            )
+        else:
+            _set_cond(
+                new_status,
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            )
+        cur = _cond(new_status, "Progressing")
+        rs_name = new_rs["metadata"]["name"] if new_rs is not None else d["metadata"]["name"]
+        if paused:
+            if cur is None or cur.get("reason") != "DeploymentPaused":
+                _set_cond(
+                    new_status, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused"
+                )
+        elif cur is not None and cur.get("reason") == "DeploymentPaused":
+            _set_cond(
+                new_status, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed"
+            )
+            cur = _cond(new_status, "Progressing")
+        deadline = spec.get("progressDeadlineSeconds")
+        complete_before = (
+            new_status.get("replicas", 0) == new_status.get("updatedReplicas", 0)
+            and cur is not None
+            and cur.get("reason") == "NewReplicaSetAvailable"
+        )
+        if deadline is not None and not paused and not complete_before:
+            n = lambda st, k: st.get(k, 0) or 0  # noqa: E731
+            done = (
+                n(new_status, "updatedReplicas") == replicas
+                and n(new_status, "replicas") == replicas
+                and n(new_status, "availableReplicas") == replicas
+            )
+            progressing = (
+                n(new_status, "updatedReplicas") > n(old_status, "updatedReplicas")
+                or (n(new_status, "replicas") - n(new_status, "updatedReplicas"))
+                < (n(old_status, "replicas") - n(old_status, "updatedReplicas"))
+                or n(new_status, "readyReplicas") > n(old_status, "readyReplicas")
+                or n(new_status, "availableReplicas") > n(old_status, "availableReplicas")
+            )
+            if done:
+                _set_cond(
+                    new_status,
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{rs_name}" has successfully progressed.',
+                )
+            elif progressing:
+                keep = (
+                    cur["lastTransitionTime"]
+                    if cur is not None and cur["status"] == "True"
+                    else None
+                )
+                _drop_cond(new_status, "Progressing")
+                _set_cond(
+                    new_status,
+                    "Progressing",
+                    "True",
+                    "ReplicaSetUpdated",
+                    f'ReplicaSet "{rs_name}" is progressing.',
+                )
+                if keep:
+                    _cond(new_status, "Progressing")["lastTransitionTime"] = keep  # type: ignore[index]
+            else:
+                cur = _cond(new_status, "Progressing")
+                if cur is not None and cur.get("reason") not in (
+                    "NewReplicaSetAvailable",
+                    "ProgressDeadlineExceeded",
+                ):
+                    due = parse_time(cur.get("lastUpdateTime")) + deadline
+                    if time.time() > due:
+                        _set_cond(
+                            new_status,
+                            "Progressing",
+                            "False",
+                            "ProgressDeadlineExceeded",
+                            f'ReplicaSet "{rs_name}" has timed out progressing.',
+                        )
+                    else:
+                        self._schedule(
+                            due + 0.05, "deploy", d["metadata"]["namespace"], d["metadata"]["name"]
+                        )
+        elif deadline is None:
+            _drop_cond(new_status, "Progressing")
+        # Conditions keep a stable order: Available first, like a real Deployment.
+        new_status["conditions"].sort(
+            key=lambda c: {"Available": 0, "Progressing": 1}.get(c["type"], 2)
+        )
+        old_ann = d["metadata"].get("annotations") or {}
+        if new_status == old_status and annotations == old_ann:
+            return
+        new = clone(d)
+        new["status"] = new_status
+        if annotations:
+            new["metadata"]["annotations"] = annotations
+        self.api.update(
+            DEPLOYMENTS, d["metadata"]["namespace"], d["metadata"]["name"], new, internal=True
+        )

@@ -1,0 +1,270 @@
+"""Test hooks: fault injection, the availability ledger and the request log.
+
+These are how tests observe and perturb the emulator; none of them exists in a real cluster,
+so they live outside the Kubernetes API paths (under ``/kubesim/`` over HTTP).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .resources import DEPLOYMENTS
+from .store import Obj, Store
+
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+
+
+@dataclass
+class FaultRule:
+    """One fault. ``None`` matchers match anything; ``count=None`` fires forever.
+
+    ``status`` is the HTTP status to answer (429 gets ``Retry-After``); ``latency`` seconds
+    are added before handling; ``after_write`` performs the write first and then answers
+    ``status`` (default 500), the nastiest failure for a client that retries blindly.
+    """
+
+    verb: str | None = None
+    resource: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    subresource: str | None = None
+    status: int | None = None
+    count: int | None = None
+    latency: float = 0.0
+    after_write: bool = False
+    retry_after: int = 1
+    message: str = "injected fault"
+    id: int = 0
+    fired: int = 0
+
+    def matches(
+        self,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        name: str | None,
+        subresource: str | None,
+    ) -> bool:
+        if self.count is not None and self.fired >= self.count:
+            return False
+        if self.verb is not None and self.verb != verb:
+            return False
+        if self.resource is not None:
+            res = self.resource
+            if "/" in res:
+                res, sub = res.split("/", 1)
+                if sub != subresource:
+                    return False
+            if res != resource:
+                return False
+        if self.subresource is not None and self.subresource != subresource:
+            return False
+        if self.name is not None and self.name != name:
+            return False
+        return self.namespace is None or self.namespace == namespace
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Faults:
+    """Rule list consulted by the HTTP server on every API request (first match wins)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+        self._next_id = 1
+
+    def add(
+        self,
+        verb: str | None = None,
+        resource: str | None = None,
+        name: str | None = None,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        status: int | None = None,
+        count: int | None = None,
+        latency: float = 0.0,
+        after_write: bool = False,
+        retry_after: int = 1,
+        message: str = "injected fault",
+    ) -> FaultRule:
+        if verb is not None and verb not in VERBS:
+            raise ValueError(f"unknown verb {verb!r}; expected one of {VERBS}")
+        if after_write and status is None:
+            status = 500
+        if status is None and not latency:
+            raise ValueError("a fault needs a status, a latency, or both")
+        with self._lock:
+            rule = FaultRule(
+                verb,
+                resource,
+                name,
+                namespace,
+                subresource,
+                status,
+                count,
+                latency,
+                after_write,
+                retry_after,
+                message,
+                id=self._next_id,
+            )
+            self._next_id += 1
+            self._rules.append(rule)
+            return rule
+
+    def remove(self, rule: FaultRule | int) -> None:
+        rid = rule if isinstance(rule, int) else rule.id
+        with self._lock:
+            self._rules = [r for r in self._rules if r.id != rid]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules = []
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+    def take(
+        self,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        name: str | None,
+        subresource: str | None,
+    ) -> FaultRule | None:
+        """The first matching rule, counted as fired."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches(verb, resource, namespace, name, subresource):
+                    rule.fired += 1
+                    return rule
+        return None
+
+    def cut_watches(self) -> int:
+        """Close every open watch stream now; returns how many were cut."""
+        return self._store.cut_watches()
+
+
+@dataclass
+class Requests:
+    """A snapshot of the request log: counts by (verb, resource, namespace, name)."""
+
+    counts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+
+    def count(
+        self,
+        verb: str | None = None,
+        resource: str | None = None,
+        name: str | None = None,
+        namespace: str | None = None,
+    ) -> int:
+        """Requests matching every given filter. ``resource`` may be ``deployments/scale``."""
+        return sum(
+            n
+            for (v, r, ns, nm), n in self.counts.items()
+            if (verb is None or v == verb)
+            and (resource is None or r == resource or r.split("/", 1)[0] == resource)
+            and (name is None or nm == name)
+            and (namespace is None or ns == namespace)
+        )
+
+    def per_object(self, verb: str, resource: str, namespace: str | None = None) -> dict[str, int]:
+        """``{"namespace/name": count}`` of ``verb`` requests on named objects of ``resource``."""
+        out: Counter[str] = Counter()
+        for (v, r, ns, nm), n in self.counts.items():
+            if (
+                v == verb
+                and (r == resource or r.split("/", 1)[0] == resource)
+                and nm
+                and (namespace is None or ns == namespace)
+            ):
+                out[f"{ns}/{nm}" if ns else nm] += n
+        return dict(out)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [
+            {"verb": v, "resource": r, "namespace": ns, "name": nm, "count": n}
+            for (v, r, ns, nm), n in sorted(self.counts.items())
+        ]
+
+
+class RequestLog:
+    """Counts every API request the server answered (including faulted ones)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str, str, str]] = Counter()
+
+    def record(self, verb: str, resource: str, namespace: str | None, name: str | None) -> None:
+        with self._lock:
+            self._counts[(verb, resource, namespace or "", name or "")] += 1
+
+    def snapshot(self) -> Requests:
+        with self._lock:
+            return Requests(Counter(self._counts))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+class AvailabilityLedger:
+    """Per Deployment ``namespace/name``: the minimum ``status.availableReplicas`` observed on
+    any stored version of it whose ``spec.replicas >= 1``, since creation or the last reset.
+
+    Fed by a store listener, so it sees every version the controllers or clients write.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._min: dict[str, int] = {}
+        store.listeners.append(self._on_event)
+
+    def _on_event(self, type_key: str, etype: str, obj: Obj, old: Obj | None) -> None:
+        if type_key != DEPLOYMENTS.key or etype == "DELETED":
+            return
+        self._observe(obj)
+
+    def _observe(self, obj: Obj) -> None:
+        if ((obj.get("spec") or {}).get("replicas", 1) or 0) < 1:
+            return
+        meta = obj["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        available = (obj.get("status") or {}).get("availableReplicas", 0) or 0
+        cur = self._min.get(key)
+        if cur is None or available < cur:
+            self._min[key] = available
+
+    def snapshot(self, namespace: str | None = None) -> dict[str, int]:
+        with self._store.lock:
+            return {
+                k: v
+                for k, v in self._min.items()
+                if namespace is None or k.split("/", 1)[0] == namespace
+            }
+
+    def reset(self, namespaces: Iterable[str] | None = None) -> None:
+        """Restart the minimum from every Deployment's current availability."""
+        with self._store.lock:
+            spaces = set(namespaces) if namespaces is not None else None
+            self._min = {
+                k: v
+                for k, v in self._min.items()
+                if spaces is not None and k.split("/", 1)[0] not in spaces
+            }
+            for obj in self._store.iter(DEPLOYMENTS.key):
+                if spaces is None or obj["metadata"]["namespace"] in spaces:
+                    self._observe(obj)

@@ -1,0 +1,752 @@
+"""The rollout engine: one bounded, idempotent tick of a rollout's state machine.
+
+A tick does a bounded amount of work on one rollout and returns:
+
+running  claim up to ``ROLLOUT_TICK_BATCH`` pending targets of the current wave
+         (pending -> patching, one compare-and-swap UPDATE with a claim token), read the wave
+         with ONE list (``from_image``/``from_revision`` come from the cluster, stored before
+         the patch), patch images with a thread pool bounded by ``KUBE_CONCURRENCY`` (the
+         gateway rate-limits), store the returned generation (-> waiting); then read the whole
+         wave's status with ONE list and mark targets succeeded / failed; when the wave is
+         settled, either start the next wave, finish (succeeded) or halt (failure budget
+         exceeded) and, with auto-revert, go to reverting.
+paused   only observe the wave (no patch, no deadline, no advance).
+reverting  wave by wave from the highest: every target this rollout changed goes back to its
+         recorded ``from_image`` (never a relative ``rollout undo``); then reverted.
+
+Invariants:
+- Resumable from the database alone. Ticks of one rollout are serialised by a lease on the
+  Rollout row (CAS), so a target found in ``patching`` when a tick holds the lease was left by
+  a crashed tick: it is checked against the cluster (already on ``to_image`` -> waiting with
+  the current generation) instead of being patched blindly.
+- No network call happens inside a database transaction: reads and patches happen first,
+  then one short transaction writes the outcome with its audit rows.
+- Every target status change is a CAS on its previous status and is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Max, Q
+from django.utils import timezone
+
+import audit
+from cluster.gateway import Cluster, ClusterError
+from cluster.status import DeploymentSnapshot
+from rollouts.models import Rollout, RolloutTarget
+from rollouts.planner import parse_failure_budget
+from sites.models import Site
+
+logger = logging.getLogger(__name__)
+
+ENGINE_ACTOR = "system:rollouts"
+TStatus = RolloutTarget.Status
+RStatus = Rollout.Status
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def tick_batch() -> int:
+    """Most targets one tick claims (bounds a tick's duration and transaction size)."""
+    return _setting("ROLLOUT_TICK_BATCH", 500)
+
+
+def lease_seconds() -> int:
+    """How long a tick's lease lasts; must exceed the longest tick (renewed every tick)."""
+    return _setting("ROLLOUT_LEASE_SECONDS", 90)
+
+
+@dataclass
+class TickResult:
+    """What one tick did. ``finished``: nothing left to do (terminal, or paused)."""
+
+    rollout_id: int
+    status: str
+    patched: int = 0
+    settled: int = 0
+    advanced: bool = False
+    busy: bool = False
+    finished: bool = False
+
+    @property
+    def made_progress(self) -> bool:
+        return bool(self.patched or self.settled or self.advanced)
+
+
+# --- lease ------------------------------------------------------------------------------------
+
+
+def acquire_lease(rollout_id: int, owner: str) -> bool:
+    """Take (or renew) the rollout's tick lease for ``owner``; False if another job holds it."""
+    now = timezone.now()
+    return (
+        Rollout.objects.filter(pk=rollout_id)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner))
+        .update(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds()))
+        == 1
+    )
+
+
+def release_lease(rollout_id: int, owner: str) -> None:
+    Rollout.objects.filter(pk=rollout_id, lease_owner=owner).update(
+        lease_owner="", lease_until=None
+    )
+
+
+# --- the tick ----------------------------------------------------------------------------------
+
+
+def tick(rollout_id: int, *, cluster: Cluster | None = None, lease_owner: str = "") -> TickResult:
+    """One bounded, idempotent step of rollout ``rollout_id`` (see module docstring).
+
+    Pass ``lease_owner`` to tick under a lease held across ticks (a job); without it the tick
+    takes and releases its own lease. Returns ``busy=True`` without doing anything if another
+    job holds the lease.
+    """
+    owner = lease_owner or uuid.uuid4().hex
+    if not acquire_lease(rollout_id, owner):
+        status = Rollout.objects.filter(pk=rollout_id).values_list("status", flat=True).first()
+        return TickResult(rollout_id, status or "", busy=True)
+    try:
+        rollout = Rollout.objects.get(pk=rollout_id)
+        if rollout.status in (RStatus.RUNNING, RStatus.PAUSED):
+            return _Tick(rollout, cluster).forward()
+        if rollout.status == RStatus.REVERTING:
+            return _Tick(rollout, cluster).revert()
+        return TickResult(rollout_id, rollout.status, finished=True)
+    finally:
+        if not lease_owner:
+            release_lease(rollout_id, owner)
+
+
+def _change_cause(rollout: Rollout, image: str) -> str:
+    verb = "rollback" if rollout.kind == Rollout.Kind.ROLLBACK else "upgrade"
+    return f"subscribie-admin rollout #{rollout.pk} ({verb}) by {rollout.actor_label}: {image}"
+
+
+def _failure_text(exc: ClusterError) -> str:
+    if exc.not_found:
+        return "Deployment missing"
+    if exc.transient:
+        return f"retries exhausted: {exc}"
+    return f"API error: {exc}"
+
+
+class _Tick:
+    """One tick's working state. Network calls happen only in ``_list``/``_patch_many``."""
+
+    def __init__(self, rollout: Rollout, cluster: Cluster | None):
+        self.rollout = rollout
+        self._cluster = cluster
+        self.token = uuid.uuid4().hex
+        self.result = TickResult(rollout.pk, rollout.status)
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            self._cluster = Cluster.from_settings()
+        return self._cluster
+
+    def targets(self):
+        return RolloutTarget.objects.filter(rollout=self.rollout)
+
+    # -- cluster I/O (outside transactions) -------------------------------------------------
+
+    def _list(
+        self, targets: Iterable[RolloutTarget], expected: dict[str, int] | None = None
+    ) -> dict[str, DeploymentSnapshot]:
+        slugs = [t.site.slug for t in targets]
+        return self.cluster.list_sites(slugs, expected_generations=expected or {})
+
+    def _patch_many(self, images: dict[str, str]) -> dict[str, DeploymentSnapshot | ClusterError]:
+        """Patch ``{slug: image}`` with bounded concurrency; never raises for one site."""
+
+        def one(item: tuple[str, str]) -> tuple[str, DeploymentSnapshot | ClusterError]:
+            slug, image = item
+            try:
+                return slug, self.cluster.set_image(
+                    slug, image, change_cause=_change_cause(self.rollout, image)
+                )
+            except ClusterError as exc:
+                return slug, exc
+
+        if not images:
+            return {}
+        workers = max(1, min(_setting("KUBE_CONCURRENCY", 16), len(images)))
+        if workers == 1:
+            return dict(map(one, images.items()))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return dict(pool.map(one, images.items()))
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _set_target(self, target: RolloutTarget, old: str, **fields) -> bool:
+        """CAS one target from ``old``; updates the instance when it changed."""
+        changed = RolloutTarget.objects.filter(pk=target.pk, status=old).update(**fields)
+        if changed == 1:
+            for name, value in fields.items():
+                setattr(target, name, value)
+            return True
+        return False
+
+    def _audit(
+        self, action: str, target: RolloutTarget, *, ok: bool = True, message: str = "", **data
+    ) -> None:
+        audit.record(
+            action=action,
+            actor=ENGINE_ACTOR,
+            site=target.site,
+            rollout=self.rollout,
+            data={"wave": target.wave + 1, **data},
+            ok=ok,
+            message=message,
+        )
+
+    def _touch(self, **fields) -> None:
+        Rollout.objects.filter(pk=self.rollout.pk).update(last_progress_at=timezone.now(), **fields)
+
+    @staticmethod
+    def _set_site_images(images: dict[int, str]) -> None:
+        """Record the image each site should now run (so status refresh sees no drift)."""
+        by_image: dict[str, list[int]] = defaultdict(list)
+        for site_id, image in images.items():
+            by_image[image].append(site_id)
+        for image, ids in by_image.items():
+            Site.objects.filter(pk__in=ids).update(image=image)
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def forward(self) -> TickResult:
+        rollout = self.rollout
+        wave = rollout.current_wave
+        if rollout.status == RStatus.RUNNING:
+            claimed = self._claim(wave)
+            if claimed:
+                self._patch_forward(claimed)
+        waiting = list(
+            self.targets().filter(wave=wave, status=TStatus.WAITING).select_related("site")
+        )
+        if waiting:
+            self._observe_forward(waiting, deadlines=rollout.status == RStatus.RUNNING)
+        if rollout.status == RStatus.PAUSED:
+            self.result.finished = not self.targets().filter(status=TStatus.WAITING).exists()
+            return self.result
+        if self.targets().filter(wave=wave, status__in=RolloutTarget.OPEN_STATUSES).exists():
+            return self.result
+        return self._advance()
+
+    def _claim(self, wave: int) -> list[RolloutTarget]:
+        """Claim pending targets of ``wave`` for this tick (CAS), plus orphans of a crash.
+
+        The claim also requires the rollout to be running, so a pause committed before the
+        claim stops any further patching.
+        """
+        ids = list(
+            self.targets()
+            .filter(wave=wave, status=TStatus.PENDING)
+            .order_by("position")
+            .values_list("id", flat=True)[: tick_batch()]
+        )
+        if ids:
+            RolloutTarget.objects.filter(
+                id__in=ids, status=TStatus.PENDING, rollout__status=RStatus.RUNNING
+            ).update(
+                status=TStatus.PATCHING,
+                claim=self.token,
+                attempts=F("attempts") + 1,
+                patched_at=timezone.now(),
+            )
+        # Ours, and any left in `patching` by a tick that died (we hold the lease).
+        return list(
+            self.targets()
+            .filter(wave=wave, status=TStatus.PATCHING)
+            .select_related("site")
+            .order_by("position")
+        )
+
+    def _patch_forward(self, targets: list[RolloutTarget]) -> None:
+        listing = self._list(targets)  # the one read before the patch
+        missing: list[RolloutTarget] = []
+        to_patch: dict[str, str] = {}
+        first_read: list[RolloutTarget] = []
+        for target in targets:
+            snap = listing.get(target.site.slug)
+            if snap is None:
+                missing.append(target)
+                continue
+            if not target.from_image and target.generation is None:
+                # What the cluster runs now, not what the database assumes (drift).
+                target.from_image = snap.image or ""
+                target.from_revision = snap.revision
+                first_read.append(target)
+            if snap.image != target.to_image:
+                to_patch[target.site.slug] = target.to_image
+        if first_read:
+            # Stored before patching, so a crash after the patch still knows the old image.
+            RolloutTarget.objects.bulk_update(first_read, ["from_image", "from_revision"])
+        results = self._patch_many(to_patch)
+        now = timezone.now()
+        missing_ids = {target.pk for target in missing}
+        with transaction.atomic():
+            for target in missing:
+                if self._set_target(
+                    target,
+                    TStatus.PATCHING,
+                    status=TStatus.FAILED,
+                    last_error="Deployment missing",
+                    finished_at=now,
+                ):
+                    self.result.settled += 1
+                    self._audit(
+                        "target.failed",
+                        target,
+                        ok=False,
+                        message="Deployment missing",
+                        from_image=target.from_image,
+                        to_image=target.to_image,
+                    )
+            for target in targets:
+                slug = target.site.slug
+                if target.pk in missing_ids:
+                    continue
+                outcome = results.get(slug, listing[slug])
+                if isinstance(outcome, ClusterError):
+                    error = _failure_text(outcome)
+                    if self._set_target(
+                        target,
+                        TStatus.PATCHING,
+                        status=TStatus.FAILED,
+                        last_error=error,
+                        finished_at=now,
+                    ):
+                        self.result.settled += 1
+                        self._audit(
+                            "target.failed",
+                            target,
+                            ok=False,
+                            message=error,
+                            from_image=target.from_image,
+                            to_image=target.to_image,
+                            from_revision=target.from_revision,
+                            http_status=outcome.status,
+                        )
+                    continue
+                patched = slug in results
+                if self._set_target(
+                    target,
+                    TStatus.PATCHING,
+                    status=TStatus.WAITING,
+                    generation=outcome.generation,
+                    last_error="",
+                ):
+                    self.result.patched += int(patched)
+                    self._audit(
+                        "target.patched",
+                        target,
+                        message="" if patched else f"already on {target.to_image}; not patched",
+                        from_image=target.from_image,
+                        to_image=target.to_image,
+                        from_revision=target.from_revision,
+                        generation=outcome.generation,
+                    )
+            self._touch()
+
+    def _observe_forward(self, waiting: list[RolloutTarget], *, deadlines: bool) -> None:
+        rollout = self.rollout
+        expected = {t.site.slug: t.generation for t in waiting if t.generation is not None}
+        listing = self._list(waiting, expected)  # the one status read of the wave
+        now = timezone.now()
+        started = rollout.wave_started_at or now
+        deadline_passed = deadlines and now >= started + timedelta(
+            seconds=rollout.wave_timeout_seconds
+        )
+        site_images: dict[int, str] = {}
+        with transaction.atomic():
+            for target in waiting:
+                snap = listing.get(target.site.slug)
+                if snap is None:
+                    error = "Deployment missing"
+                elif snap.state.failed:
+                    error = snap.state.message
+                elif snap.state.done:
+                    error = None
+                elif deadline_passed:
+                    error = (
+                        f"wave deadline ({rollout.wave_timeout_seconds}s) passed: "
+                        f"{snap.state.message}"
+                    )
+                else:
+                    continue
+                data = {
+                    "from_image": target.from_image,
+                    "to_image": target.to_image,
+                    "from_revision": target.from_revision,
+                    "revision": snap.revision if snap else None,
+                    "generation": target.generation,
+                }
+                if error is None:
+                    if self._set_target(
+                        target, TStatus.WAITING, status=TStatus.SUCCEEDED, finished_at=now
+                    ):
+                        self.result.settled += 1
+                        site_images[target.site_id] = target.to_image
+                        self._audit("target.succeeded", target, **data)
+                elif self._set_target(
+                    target,
+                    TStatus.WAITING,
+                    status=TStatus.FAILED,
+                    last_error=error,
+                    finished_at=now,
+                ):
+                    self.result.settled += 1
+                    if snap is not None:
+                        # The Deployment's spec does run the new image (it is failing on it).
+                        site_images[target.site_id] = target.to_image
+                    self._audit("target.failed", target, ok=False, message=error, **data)
+            if site_images:
+                self._set_site_images(site_images)
+            if self.result.settled:
+                self._touch()
+
+    def _advance(self) -> TickResult:
+        """The current wave is settled: next wave, succeeded, or halted over budget."""
+        rollout = self.rollout
+        counts = dict(self.targets().values_list("status").annotate(n=Count("id")).order_by())
+        total = sum(counts.values())
+        failed = counts.get(TStatus.FAILED, 0)
+        budget = parse_failure_budget(rollout.max_failures)
+        now = timezone.now()
+        wave = rollout.current_wave
+        self.result.advanced = True
+        with transaction.atomic():
+            if budget.exceeded(failed, total):
+                message = (
+                    f"halted in wave {wave + 1}: failure budget exceeded, {failed} of {total} "
+                    f"targets failed (allowed {budget.allowed(total)})"
+                )
+                changed = Rollout.objects.filter(pk=rollout.pk, status=RStatus.RUNNING).update(
+                    status=RStatus.HALTED,
+                    status_message=message,
+                    last_progress_at=now,
+                    finished_at=None if rollout.auto_revert else now,
+                )
+                if changed:
+                    # Sites after the halt are never touched: say so on their targets.
+                    self.targets().filter(status=TStatus.PENDING).update(
+                        status=TStatus.SKIPPED, last_error="rollout halted", finished_at=now
+                    )
+                    audit.record(
+                        action="rollout.halt",
+                        actor=ENGINE_ACTOR,
+                        rollout=rollout,
+                        ok=False,
+                        message=message,
+                        data={"wave": wave + 1, "failed": failed, "total": total},
+                    )
+                    if rollout.auto_revert:
+                        Rollout.objects.filter(pk=rollout.pk, status=RStatus.HALTED).update(
+                            status=RStatus.REVERTING, wave_started_at=None
+                        )
+                        audit.record(
+                            action="rollout.revert",
+                            actor=ENGINE_ACTOR,
+                            rollout=rollout,
+                            message="auto-revert after halt",
+                        )
+            elif wave + 1 < rollout.wave_count:
+                changed = Rollout.objects.filter(
+                    pk=rollout.pk, status=RStatus.RUNNING, current_wave=wave
+                ).update(current_wave=wave + 1, wave_started_at=now, last_progress_at=now)
+                if changed:
+                    audit.record(
+                        action="rollout.wave",
+                        actor=ENGINE_ACTOR,
+                        rollout=rollout,
+                        data={
+                            "wave": wave + 2,
+                            "completed_wave": wave + 1,
+                            "failed": failed,
+                            "total": total,
+                        },
+                    )
+            else:
+                message = (
+                    f"{total - failed - counts.get(TStatus.SKIPPED, 0)} of {total} "
+                    f"sites on the new image; {failed} failed"
+                )
+                changed = Rollout.objects.filter(pk=rollout.pk, status=RStatus.RUNNING).update(
+                    status=RStatus.SUCCEEDED,
+                    finished_at=now,
+                    last_progress_at=now,
+                    status_message=message,
+                )
+                if changed:
+                    audit.record(
+                        action="rollout.succeed",
+                        actor=ENGINE_ACTOR,
+                        rollout=rollout,
+                        message=message,
+                        data={
+                            "failed": failed,
+                            "total": total,
+                            "skipped": counts.get(TStatus.SKIPPED, 0),
+                        },
+                    )
+        rollout.refresh_from_db()
+        self.result.status = rollout.status
+        self.result.finished = rollout.status in Rollout.FINISHED_STATUSES
+        return self.result
+
+    # -- revert --------------------------------------------------------------------------------
+
+    CHANGED = (
+        Q(status__in=(TStatus.SUCCEEDED, TStatus.FAILED, TStatus.WAITING), generation__isnull=False)
+        & ~Q(from_image="")
+        & ~Q(from_image=F("to_image"))
+    )
+
+    def revert(self) -> TickResult:
+        rollout = self.rollout
+        orphans = list(self.targets().filter(status=TStatus.PATCHING).select_related("site"))
+        if orphans:
+            self._settle_orphans(orphans)
+        if not self.targets().filter(status=TStatus.REVERTING).exists():
+            wave = self.targets().filter(self.CHANGED).aggregate(w=Max("wave"))["w"]
+            if wave is None:
+                return self._finish_revert()
+            with transaction.atomic():
+                RolloutTarget.objects.filter(
+                    self.CHANGED, rollout=rollout, wave=wave, rollout__status=RStatus.REVERTING
+                ).update(
+                    status=TStatus.REVERTING,
+                    claim=self.token,
+                    revert_generation=None,
+                    attempts=F("attempts") + 1,
+                )
+                Rollout.objects.filter(pk=rollout.pk, status=RStatus.REVERTING).update(
+                    current_wave=wave, wave_started_at=timezone.now()
+                )
+            rollout.refresh_from_db()
+            self.result.advanced = True
+        unpatched = list(
+            self.targets()
+            .filter(status=TStatus.REVERTING, revert_generation__isnull=True)
+            .select_related("site")[: tick_batch()]
+        )
+        if unpatched:
+            self._patch_revert(unpatched)
+        reverting = list(
+            self.targets()
+            .filter(status=TStatus.REVERTING, revert_generation__isnull=False)
+            .select_related("site")
+        )
+        if reverting:
+            self._observe_revert(reverting)
+        return self.result
+
+    def _settle_orphans(self, orphans: list[RolloutTarget]) -> None:
+        """Targets a crashed tick left in ``patching`` when the rollout stopped: did it patch?"""
+        listing = self._list(orphans)
+        now = timezone.now()
+        with transaction.atomic():
+            for target in orphans:
+                snap = listing.get(target.site.slug)
+                if snap is not None and snap.image == target.to_image and target.from_image:
+                    self._set_target(
+                        target, TStatus.PATCHING, status=TStatus.WAITING, generation=snap.generation
+                    )
+                else:
+                    self._set_target(
+                        target,
+                        TStatus.PATCHING,
+                        status=TStatus.SKIPPED,
+                        finished_at=now,
+                        last_error="rollout stopped before this site was patched",
+                    )
+
+    def _patch_revert(self, targets: list[RolloutTarget]) -> None:
+        listing = self._list(targets)
+        to_patch = {
+            t.site.slug: t.from_image
+            for t in targets
+            if (snap := listing.get(t.site.slug)) is not None and snap.image != t.from_image
+        }
+        results = self._patch_many(to_patch)
+        now = timezone.now()
+        with transaction.atomic():
+            for target in targets:
+                slug = target.site.slug
+                outcome = results.get(slug, listing.get(slug))
+                if outcome is None or isinstance(outcome, ClusterError):
+                    error = "Deployment missing" if outcome is None else _failure_text(outcome)
+                    if self._set_target(
+                        target,
+                        TStatus.REVERTING,
+                        status=TStatus.REVERT_FAILED,
+                        last_error=f"revert: {error}",
+                        finished_at=now,
+                    ):
+                        self.result.settled += 1
+                        self._audit(
+                            "target.revert_failed",
+                            target,
+                            ok=False,
+                            message=error,
+                            from_image=target.to_image,
+                            to_image=target.from_image,
+                        )
+                    continue
+                RolloutTarget.objects.filter(
+                    pk=target.pk, status=TStatus.REVERTING, revert_generation__isnull=True
+                ).update(revert_generation=outcome.generation)
+                self.result.patched += int(slug in results)
+            self._touch()
+
+    def _observe_revert(self, targets: list[RolloutTarget]) -> None:
+        rollout = self.rollout
+        expected = {t.site.slug: t.revert_generation for t in targets}
+        listing = self._list(targets, expected)
+        now = timezone.now()
+        started = rollout.wave_started_at or now
+        deadline_passed = now >= started + timedelta(seconds=rollout.wave_timeout_seconds)
+        site_images: dict[int, str] = {}
+        with transaction.atomic():
+            for target in targets:
+                snap = listing.get(target.site.slug)
+                data = {
+                    "from_image": target.to_image,
+                    "to_image": target.from_image,
+                    "from_revision": None,
+                    "revision": snap.revision if snap else None,
+                    "restored_revision_was": target.from_revision,
+                    "generation": target.revert_generation,
+                }
+                if snap is not None and snap.state.done:
+                    if self._set_target(
+                        target, TStatus.REVERTING, status=TStatus.REVERTED, finished_at=now
+                    ):
+                        self.result.settled += 1
+                        site_images[target.site_id] = target.from_image
+                        self._audit("target.reverted", target, **data)
+                    continue
+                if snap is None:
+                    error = "Deployment missing"
+                elif snap.state.failed:
+                    error = snap.state.message
+                elif deadline_passed:
+                    error = f"wave deadline passed while reverting: {snap.state.message}"
+                else:
+                    continue
+                if self._set_target(
+                    target,
+                    TStatus.REVERTING,
+                    status=TStatus.REVERT_FAILED,
+                    last_error=f"revert: {error}",
+                    finished_at=now,
+                ):
+                    self.result.settled += 1
+                    if snap is not None:
+                        site_images[target.site_id] = target.from_image
+                    self._audit("target.revert_failed", target, ok=False, message=error, **data)
+            if site_images:
+                self._set_site_images(site_images)
+            if self.result.settled:
+                self._touch()
+
+    def _finish_revert(self) -> TickResult:
+        rollout = self.rollout
+        counts = dict(self.targets().values_list("status").annotate(n=Count("id")).order_by())
+        reverted = counts.get(TStatus.REVERTED, 0)
+        failed = counts.get(TStatus.REVERT_FAILED, 0)
+        note = f"reverted {reverted} sites" + (
+            f"; {failed} could not be reverted" if failed else ""
+        )
+        message = f"{rollout.status_message}; {note}" if rollout.status_message else note
+        now = timezone.now()
+        with transaction.atomic():
+            changed = Rollout.objects.filter(pk=rollout.pk, status=RStatus.REVERTING).update(
+                status=RStatus.REVERTED,
+                finished_at=now,
+                last_progress_at=now,
+                status_message=message,
+            )
+            if changed:
+                audit.record(
+                    action="rollout.reverted",
+                    actor=ENGINE_ACTOR,
+                    rollout=rollout,
+                    ok=not failed,
+                    message=message,
+                    data={"reverted": reverted, "revert_failed": failed},
+                )
+        rollout.refresh_from_db()
+        self.result.status = rollout.status
+        self.result.finished = True
+        self.result.advanced = True
+        return self.result
+
+
+# --- driving ticks -----------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    rollout: Rollout
+    busy: bool = False
+    ticks: int = 0
+
+
+def run_until_settled(
+    rollout_id: int,
+    *,
+    progress: Callable[[Rollout], None] | None = None,
+    poll: float = 0.2,
+    max_seconds: float | None = None,
+    cluster: Cluster | None = None,
+    lease_owner: str = "",
+    give_way: bool = False,
+    keep_lease: bool = False,
+) -> RunResult:
+    """Tick ``rollout_id`` until it is finished or paused (``--sync`` and the engine job).
+
+    Holds one lease across ticks. ``give_way``: return at once (``busy``) if another job holds
+    the lease, instead of waiting for it. ``max_seconds`` bounds a job's run; ``keep_lease``
+    leaves the lease in place for the job's successor (so the schedule does not start a
+    second chain). ``progress`` is called with the rollout after every tick.
+    """
+    owner = lease_owner or uuid.uuid4().hex
+    cluster = cluster or Cluster.from_settings()
+    started = time.monotonic()
+    ticks = 0
+    finished = False
+    try:
+        while True:
+            result = tick(rollout_id, cluster=cluster, lease_owner=owner)
+            ticks += 1
+            if result.busy and give_way:
+                return RunResult(Rollout.objects.get(pk=rollout_id), busy=True, ticks=ticks)
+            if progress is not None:
+                progress(Rollout.objects.get(pk=rollout_id))
+            if result.finished:
+                finished = True
+                break
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                break
+            if not result.made_progress:
+                time.sleep(poll)
+    finally:
+        if finished or not keep_lease:
+            release_lease(rollout_id, owner)
+    return RunResult(Rollout.objects.get(pk=rollout_id), ticks=ticks)

@@ -1,0 +1,36 @@
+"""Pause, resume or cancel a rollout: ``manage.py rollout_control 12 pause``."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from rollouts import services
+from rollouts.management.follow import resolve_actor
+from rollouts.models import Rollout
+
+
+class Command(BaseCommand):
+    help = "Pause, resume or cancel a rollout (cancel --revert puts changed sites back)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("rollout_id", type=int)
+        parser.add_argument("action", choices=["pause", "resume", "cancel"])
+        parser.add_argument("--revert", action="store_true", help="with cancel: revert sites")
+        parser.add_argument("--as", dest="username", help="record this user as the actor")
+
+    def handle(self, *args, rollout_id: int, action: str, revert: bool, username, **options):
+        try:
+            rollout = Rollout.objects.get(pk=rollout_id)
+        except Rollout.DoesNotExist:
+            raise CommandError(f"no rollout {rollout_id}") from None
+        actor = resolve_actor(username)
+        try:
+            if action == "pause":
+                services.rollout_pause(rollout=rollout, actor=actor)
+            elif action == "resume":
+                services.rollout_resume(rollout=rollout, actor=actor)
+            else:
+                services.rollout_cancel(rollout=rollout, actor=actor, revert=revert)
+        except services.RolloutError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"rollout {rollout.pk}: {rollout.status}")

@@ -1,0 +1,77 @@
+"""Shared by the rollout commands: resolve the actor, follow a rollout, report its result."""
+
+from __future__ import annotations
+
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import CommandError
+from tqdm import tqdm
+
+from rollouts import engine, selectors
+from rollouts.models import Rollout
+
+CLI_ACTOR = "system:cli"
+
+
+def resolve_actor(username: str | None):
+    """The user named by ``--as``, or the ``system:cli`` label."""
+    if not username:
+        return CLI_ACTOR
+    try:
+        return get_user_model().objects.get_by_natural_key(username)
+    except get_user_model().DoesNotExist:
+        raise CommandError(f"no such user: {username}") from None
+
+
+def describe(rollout: Rollout) -> str:
+    progress = selectors.rollout_progress(rollout)
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(progress.counts.items()))
+    lines = [
+        f"rollout {rollout.pk}: {rollout.kind} {rollout.image or '(previous images)'} "
+        f"[{rollout.status}] wave {rollout.current_wave + 1}/{rollout.wave_count}",
+        f"  targets: {progress.total} ({counts or 'none'})",
+    ]
+    for wave in progress.waves:
+        detail = ", ".join(f"{status} {n}" for status, n in sorted(wave.counts.items()))
+        lines.append(f"  wave {wave.number}: {wave.settled}/{wave.total} settled ({detail})")
+    if rollout.status_message:
+        lines.append(f"  {rollout.status_message}")
+    return "\n".join(lines)
+
+
+def follow(rollout: Rollout, *, sync: bool, bar: bool, stdout, poll: float = 0.5) -> Rollout:
+    """Run the engine in-process (``sync``) or watch the database until the rollout settles.
+
+    Shows a tqdm bar (settled targets) when ``bar``. Returns the rollout as it ended up.
+    """
+    total = rollout.targets.count()
+    progress = tqdm(total=total, unit="site", disable=not bar, file=stdout._out, leave=True)
+
+    def update(current: Rollout) -> None:
+        settled = selectors.rollout_progress(current).settled
+        progress.n = settled
+        progress.set_postfix_str(f"{current.status} wave {current.current_wave + 1}")
+        progress.refresh()
+
+    try:
+        if sync:
+            rollout = engine.run_until_settled(rollout.pk, progress=update, poll=0.2).rollout
+        else:
+            while True:
+                rollout.refresh_from_db()
+                update(rollout)
+                if rollout.status in Rollout.FINISHED_STATUSES or rollout.status == "paused":
+                    break
+                time.sleep(poll)
+    finally:
+        progress.close()
+    return rollout
+
+
+def finish(rollout: Rollout, stdout) -> None:
+    """Print the outcome; exit non-zero (CommandError) unless the rollout succeeded."""
+    rollout.refresh_from_db()
+    stdout.write(describe(rollout))
+    if rollout.status != Rollout.Status.SUCCEEDED:
+        raise CommandError(f"rollout {rollout.pk} ended {rollout.status}")
