@@ -46,3 +46,31 @@ def check_max_attempts(app_configs=None, **kwargs) -> list[Error]:
             )
         ]
     return []
+
+
+@register()
+def check_job_durations(app_configs=None, **kwargs) -> list[Error]:
+    """Jobs that run for a while must finish inside django-q2's timeout (or be killed)."""
+    timeout = settings.Q_CLUSTER.get("timeout") or 0
+    errors = []
+    for name in ("ROLLOUT_JOB_SECONDS", "SITE_DEPLOY_WATCH_SECONDS"):
+        value = getattr(settings, name)
+        if timeout and value >= timeout:
+            errors.append(
+                Error(
+                    f"{name} ({value}s) must be shorter than the job timeout Q_TIMEOUT "
+                    f"({timeout}s).",
+                    hint=f"Lower {name} or raise Q_TIMEOUT (and Q_RETRY above it).",
+                    id="subscribie_admin.E004",
+                )
+            )
+    if settings.ROLLOUT_LEASE_SECONDS <= settings.ROLLOUT_JOB_SECONDS:
+        errors.append(
+            Error(
+                "ROLLOUT_LEASE_SECONDS must exceed ROLLOUT_JOB_SECONDS, or two jobs could tick "
+                "one rollout at once.",
+                hint="Raise ROLLOUT_LEASE_SECONDS.",
+                id="subscribie_admin.E005",
+            )
+        )
+    return errors

@@ -4,7 +4,9 @@ Every setting is documented in the README's settings table. Nothing here has sid
 beyond reading the environment (and creating a development SECRET_KEY file when allowed).
 """
 
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -75,6 +77,13 @@ DATABASES = {
         env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not Django's default in-memory test database, so tests can run a real qcluster
+    # process against it. Named per checkout, so two clones never share one.
+    checkout = hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:10]
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"subscribie-admin-test-{checkout}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -131,6 +140,16 @@ SITE_PROGRESS_DEADLINE_SECONDS = env.int("SITE_PROGRESS_DEADLINE_SECONDS", defau
 # How long a deploy job watches its site before leaving it to the scheduled status refresh.
 SITE_DEPLOY_WATCH_SECONDS = env.int("SITE_DEPLOY_WATCH_SECONDS", default=60)
 SITES_RESERVED_NAMES = env.list("SITES_RESERVED_NAMES", default=[])
+
+# --- Fleet rollouts ---------------------------------------------------------------------------
+# A tick claims at most this many targets; a job runs ticks for at most ROLLOUT_JOB_SECONDS
+# and holds a lease of ROLLOUT_LEASE_SECONDS, so a killed worker's rollout is resumed by the
+# every-minute schedule once the lease lapses. A rollout with no progress for its wave
+# deadline plus the grace is halted by the reaper.
+ROLLOUT_TICK_BATCH = env.int("ROLLOUT_TICK_BATCH", default=500)
+ROLLOUT_JOB_SECONDS = env.int("ROLLOUT_JOB_SECONDS", default=30)
+ROLLOUT_LEASE_SECONDS = env.int("ROLLOUT_LEASE_SECONDS", default=90)
+ROLLOUT_STALE_GRACE_SECONDS = env.int("ROLLOUT_STALE_GRACE_SECONDS", default=300)
 
 # --- CouchDB --------------------------------------------------------------------------------
 COUCHDB_URL = env.str("COUCHDB_URL", default="http://127.0.0.1:5984")

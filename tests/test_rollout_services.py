@@ -12,6 +12,7 @@ from audit.models import AuditEvent
 from rollouts import selectors, services
 from rollouts.models import Rollout, RolloutTarget
 from sites.models import Site
+from subscribie_admin.schedules import ensure_schedules
 
 V1 = "subscribie/subscribie:v1"
 V2 = "subscribie/subscribie:v2"
@@ -182,6 +183,11 @@ def test_reaper_halts_stalled_rollouts_only(fleet):
 
 
 def test_tick_schedule_exists_once(db):
+    # The data migration calls ensure_schedules; a transactional test may have flushed its rows.
+    ensure_schedules()
+    ensure_schedules()
+    assert Schedule.objects.filter(name="rollouts: tick active rollouts").count() == 1
+    assert Schedule.objects.filter(func="sites.tasks.refresh_site_status").count() == 1
     schedule = Schedule.objects.get(name="rollouts: tick active rollouts")
     assert schedule.func == "rollouts.tasks.tick_active_rollouts"
     assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 1)

@@ -85,6 +85,10 @@ def test_startup_check_refuses_retry_not_longer_than_timeout(settings):
         assert [e.id for e in _errors()] == ["subscribie_admin.E001"]
     with override_settings(Q_CLUSTER={**settings.Q_CLUSTER, "max_attempts": 0}):
         assert [e.id for e in _errors()] == ["subscribie_admin.E003"]
+    with override_settings(ROLLOUT_JOB_SECONDS=500):
+        assert [e.id for e in _errors()] == ["subscribie_admin.E004", "subscribie_admin.E005"]
+    with override_settings(SITE_DEPLOY_WATCH_SECONDS=180):
+        assert [e.id for e in _errors()] == ["subscribie_admin.E004"]
     assert _errors() == []
 
 
