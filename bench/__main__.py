@@ -15,9 +15,12 @@ def main(argv: list[str]) -> int:
         if not m.name.startswith("_")
     )
     if not argv or argv[0] in ("-h", "--help"):
-        print(f"usage: python -m bench NAME [args]   (NAME: {', '.join(available)})")
+        print(f"usage: python -m bench NAME [args]   (NAME: all, {', '.join(available)})")
         return 0 if argv else 2
     name = argv[0]
+    if name == "all":
+        # Each benchmark in turn; each starts and stops its own servers.
+        return max(main([each]) for each in available)
     if name not in available:
         print(f"unknown benchmark {name!r}; available: {', '.join(available)}", file=sys.stderr)
         return 2

@@ -4,7 +4,6 @@ Every setting is documented in the README's settings table. Nothing here has sid
 beyond reading the environment (and creating a development SECRET_KEY file when allowed).
 """
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -79,10 +78,9 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not Django's default in-memory test database, so tests can run a real qcluster
-    # process against it. Named per checkout, so two clones never share one.
-    checkout = hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:10]
+    # process against it; one per test process, so concurrent runs never share one.
     DATABASES["default"]["TEST"] = {
-        "NAME": str(Path(tempfile.gettempdir()) / f"subscribie-admin-test-{checkout}.sqlite3")
+        "NAME": str(Path(tempfile.gettempdir()) / f"subscribie-admin-test-{os.getpid()}.sqlite3")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

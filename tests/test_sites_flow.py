@@ -17,30 +17,21 @@ from sites.services import (
     sites_refresh_status,
 )
 from sites.sync import signups_sync
+from tests.fixtures.couchdb import signup_doc
 from tests.fixtures.sites import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def signup_doc(i, **extra):
-    doc = {
-        "_id": f"flow-{i}",
-        "queue_state": "deploy",
-        "company": {"name": f"Flow Shop {i}"},
-        "users": [f"owner{i}@example.com"],
-        "theme": {"name": "jesmond", "colour": "#AA3355"},
-    }
-    doc.update(extra)
-    return doc
+def flow_doc(i, **extra):
+    theme = {"name": "jesmond", "colour": "#AA3355"}
+    return signup_doc(f"flow-{i}", f"Flow Shop {i}", theme=theme, **extra)
 
 
 @pytest.fixture
-def feed(couchdb, settings, cluster_settings):
-    settings.COUCHDB_URL = couchdb.url
-    settings.COUCHDB_SIGNUPS_DB = couchdb.database
-    settings.SITE_DEPLOY_WATCH_SECONDS = 20
-    couchdb.ensure_database()
-    return couchdb
+def feed(signups_feed, cluster_settings):
+    cluster_settings.SITE_DEPLOY_WATCH_SECONDS = 20
+    return signups_feed
 
 
 def approve_all(actor="staff"):
@@ -48,7 +39,7 @@ def approve_all(actor="staff"):
 
 
 def test_signup_becomes_a_live_labelled_site_and_the_doc_is_completed(feed, cluster, kubesim):
-    feed.bulk_docs([signup_doc(1, custom_domain="shop.example.org", site_name="flow-one")])
+    feed.bulk_docs([flow_doc(1, custom_domain="shop.example.org", site_name="flow-one")])
     signups_sync(client=feed)
     (site,) = approve_all()
     assert site.status == Site.Status.DEPLOYING and site.image == "subscribie/subscribie:latest"
@@ -90,7 +81,7 @@ def test_signup_becomes_a_live_labelled_site_and_the_doc_is_completed(feed, clus
 
 
 def test_deploy_job_twice_is_one_applys_worth_of_change(feed, cluster, kubesim):
-    feed.bulk_docs([signup_doc(2)])
+    feed.bulk_docs([flow_doc(2)])
     signups_sync(client=feed)
     (site,) = approve_all()
     site_deploy(site_id=site.pk, cluster=cluster)
@@ -116,7 +107,7 @@ def test_deploy_job_twice_is_one_applys_worth_of_change(feed, cluster, kubesim):
 
 
 def test_throttling_and_500_after_apply_still_deploy_once(feed, cluster, kubesim):
-    feed.bulk_docs([signup_doc(3)])
+    feed.bulk_docs([flow_doc(3)])
     signups_sync(client=feed)
     (site,) = approve_all()
     kubesim.faults.add("patch", "deployments", site.slug, status=429, retry_after=1, count=1)
@@ -192,7 +183,7 @@ def test_reconcile_reports_drift_missing_unmanaged_and_never_imported(
     feed, cluster, live_sites, kubesim
 ):
     sites = live_sites(3)
-    feed.bulk_docs([signup_doc(9)])  # in CouchDB, never synced
+    feed.bulk_docs([flow_doc(9)])  # in CouchDB, never synced
     k8s.AppsV1Api(cluster.api_client).patch_namespaced_deployment(
         sites[0].slug,
         cluster.namespace,

@@ -10,28 +10,18 @@ from sites.couchdb import CouchDB
 from sites.models import Signup, Site, SyncCheckpoint
 from sites.services import signup_reject, signups_approve
 from sites.sync import SyncLocked, signups_sync, signups_write_back
+from tests.fixtures.couchdb import signup_doc
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def doc(i, **extra):
-    base = {
-        "_id": f"doc-{i:03d}",
-        "queue_state": "deploy",
-        "company": {"name": f"Shop {i}"},
-        "users": [f"owner{i}@example.com"],
-    }
-    base.update(extra)
-    return base
+    return signup_doc(f"doc-{i:03d}", f"Shop {i}", **{"users": [f"owner{i}@example.com"], **extra})
 
 
 @pytest.fixture
-def feed(couchdb, settings):
-    settings.COUCHDB_URL = couchdb.url
-    settings.COUCHDB_SIGNUPS_DB = couchdb.database
-    settings.SITES_BASE_DOMAIN = "sites.test"
-    couchdb.ensure_database()
-    return couchdb
+def feed(signups_feed):
+    return signups_feed
 
 
 def test_import_keeps_every_document_valid_or_not(feed):
