@@ -18,7 +18,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Count, Q
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -26,7 +26,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-import audit
 from rollouts.admin_actions import (
     rollback_selected_sites,
     upgrade_all_sites,
@@ -62,8 +61,6 @@ SITE_COLOURS = {
     Site.Status.DELETED: "#343a40",
     Site.Status.MISSING: "#b02a6b",
 }
-# Mirrors the from-statuses of services.sites_suspend_request, to list what will be skipped.
-SUSPENDABLE_STATUSES = (Site.Status.LIVE, Site.Status.FAILED)
 
 
 def badge(value: str, label: str, colour: str) -> str:
@@ -666,11 +663,7 @@ class SiteAdmin(FleetModelAdmin):
         change is never overwritten by a stale form."""
         if not change or "canary" not in form.changed_data:
             return
-        with transaction.atomic():
-            Site.objects.filter(pk=obj.pk).update(canary=obj.canary, updated_at=timezone.now())
-            audit.record(
-                action="site.canary", actor=request.user, site=obj, data={"canary": obj.canary}
-            )
+        services.site_set_canary(site=obj, canary=obj.canary, actor=request.user)
 
     # -- actions --
 
@@ -757,7 +750,7 @@ class SiteAdmin(FleetModelAdmin):
             queryset,
             action="suspend_sites",
             perm="sites.suspend_site",
-            eligible=lambda s: s.status in SUSPENDABLE_STATUSES,
+            eligible=lambda s: s.status in services.SUSPENDABLE_STATUSES,
             why_not=lambda s: f"status {s.get_status_display()}",
             run=lambda sites, _: services.sites_suspend_request(sites=sites, actor=request.user),
             done=lambda n, _: f"Suspending {plural(n, 'site')} (scaled to zero).",

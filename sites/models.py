@@ -5,7 +5,6 @@ Models hold data and small derived properties only: no network calls in save() o
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -152,5 +151,16 @@ class SyncCheckpoint(models.Model):
         return f"{self.database} @ {self.last_seq}"
 
 
-def default_site_image() -> str:
-    return settings.SITE_IMAGE
+class JobLease(models.Model):
+    """A named lease: at most one holder of ``name`` until ``until`` (see sites/leases.py).
+
+    Used for singleton jobs such as the deploy watcher, so a burst of deploys starts one
+    watcher rather than one per site.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    owner = models.CharField(max_length=100, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.owner or 'nobody'}"

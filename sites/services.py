@@ -26,6 +26,7 @@ import audit
 from cluster.gateway import Cluster, ClusterError
 from cluster.manifests import ClusterSettings, SiteSpec, secret_manifest, site_manifests
 from cluster.status import DeploymentSnapshot
+from sites.leases import lease_acquire, lease_release
 from sites.models import Signup, Site
 from sites.sync import _taken_domains, _taken_names, apply_validation
 
@@ -50,6 +51,7 @@ OBSERVED_FIELDS = (
     "ready_replicas",
     "desired_replicas",
 )
+SUSPENDABLE_STATUSES = (Site.Status.LIVE, Site.Status.FAILED)
 DEPLOYABLE_STATUSES = (
     Site.Status.APPROVED,
     Site.Status.LIVE,
@@ -241,21 +243,49 @@ def site_deploy(*, site_id: int, cluster: Cluster | None = None) -> bool:
             site=site,
             data={"image": site.image, "generation": generation, "secret_created": created_secret},
         )
-    _await_rollout(site.slug, cluster)
+    _enqueue("sites.tasks.watch_deploying")
     return True
 
 
-def _await_rollout(slug: str, cluster: Cluster) -> None:
-    """Watch a fresh deploy for a short while so a quick site goes live at once.
+WATCHER_LEASE = "sites.watch_deploying"
 
-    Bounded well below the job timeout; the scheduled refresh settles slower ones.
+
+def sites_watch_deploying(
+    *, cluster: Cluster | None = None, max_seconds: float | None = None, poll: float = 1.0
+) -> int:
+    """Follow freshly deployed sites until they settle; returns how many settled.
+
+    One watcher serves every deploying site with one LIST per poll (never one call per site);
+    a burst of deploy jobs each enqueue it, and all but the lease holder return at once. Bounded
+    by ``SITE_DEPLOY_WATCH_SECONDS``; the scheduled refresh settles anything slower.
     """
-    deadline = time.monotonic() + settings.SITE_DEPLOY_WATCH_SECONDS
+    max_seconds = settings.SITE_DEPLOY_WATCH_SECONDS if max_seconds is None else max_seconds
+    owner = f"watch-{secrets.token_hex(6)}"
+    cluster = cluster or Cluster.from_settings()
+    deadline = time.monotonic() + max_seconds
+    settled = 0
     while time.monotonic() < deadline:
-        summary = sites_refresh_status(cluster=cluster, slugs=[slug])
-        if summary.live or summary.failed or summary.missing:
-            return
-        time.sleep(0.5)
+        if not lease_acquire(WATCHER_LEASE, owner=owner, seconds=max_seconds + 30):
+            return settled
+        slugs = list(
+            Site.objects.filter(
+                status=Site.Status.DEPLOYING, last_generation__isnull=False
+            ).values_list("slug", flat=True)
+        )
+        if not slugs:
+            lease_release(WATCHER_LEASE, owner=owner)
+            # A deploy that finished while we were releasing found the lease held and left:
+            # look once more so its site is not left to the minute schedule.
+            if not Site.objects.filter(
+                status=Site.Status.DEPLOYING, last_generation__isnull=False
+            ).exists():
+                return settled
+            continue
+        summary = sites_refresh_status(cluster=cluster, slugs=slugs)
+        settled += len(summary.live) + len(summary.failed) + len(summary.missing)
+        time.sleep(poll)
+    lease_release(WATCHER_LEASE, owner=owner)
+    return settled
 
 
 # --- status refresh ------------------------------------------------------------------------
@@ -368,7 +398,7 @@ def sites_suspend_request(*, sites: Iterable[Site], actor: Actor) -> int:
     return _transition_and_enqueue(
         sites,
         actor,
-        from_statuses=(Site.Status.LIVE, Site.Status.FAILED),
+        from_statuses=SUSPENDABLE_STATUSES,
         to_status=Site.Status.SUSPENDED,
         action="site.suspend",
         task="sites.tasks.scale_site",
@@ -449,6 +479,16 @@ def site_delete(*, site_id: int, cluster: Cluster | None = None) -> bool:
         ):
             audit.record(action="site.deleted", actor="system:delete", site=site)
     return True
+
+
+def site_set_canary(*, site: Site, canary: bool, actor: Actor) -> bool:
+    """Mark a site as a canary (upgraded in the first wave). Writes that one column only, so a
+    concurrent job's status change is never overwritten by a stale form."""
+    with transaction.atomic():
+        changed = Site.objects.filter(pk=site.pk).exclude(canary=canary).update(canary=canary)
+        if changed:
+            audit.record(action="site.canary", actor=actor, site=site, data={"canary": canary})
+    return bool(changed)
 
 
 def sites_hold(*, sites: Iterable[Site], actor: Actor, reason: str, until: datetime | None) -> int:

@@ -8,6 +8,10 @@ def deploy_site(site_id: int) -> bool:
     return services.site_deploy(site_id=site_id)
 
 
+def watch_deploying() -> int:
+    return services.sites_watch_deploying()
+
+
 def scale_site(site_id: int, replicas: int) -> None:
     services.site_scale(site_id=site_id, replicas=replicas)
 

@@ -8,13 +8,16 @@ from django.core.management import call_command
 from kubernetes import client as k8s
 
 from audit.models import AuditEvent
+from sites.leases import lease_acquire, lease_release
 from sites.models import Signup, Site
 from sites.services import (
+    WATCHER_LEASE,
     signups_approve,
     site_delete,
     site_deploy,
     sites_delete_request,
     sites_refresh_status,
+    sites_watch_deploying,
 )
 from sites.sync import signups_sync
 from tests.fixtures.couchdb import signup_doc
@@ -34,6 +37,10 @@ def feed(signups_feed, cluster_settings):
     return signups_feed
 
 
+def watch(cluster):
+    return sites_watch_deploying(cluster=cluster, max_seconds=20, poll=0.05)
+
+
 def approve_all(actor="staff"):
     return signups_approve(signups=Signup.objects.filter(status="pending"), actor=actor)
 
@@ -45,6 +52,7 @@ def test_signup_becomes_a_live_labelled_site_and_the_doc_is_completed(feed, clus
     assert site.status == Site.Status.DEPLOYING and site.image == "subscribie/subscribie:latest"
 
     assert site_deploy(site_id=site.pk, cluster=cluster)
+    watch(cluster)
     site.refresh_from_db()
     assert site.status == Site.Status.LIVE, site.status_message
     assert site.observed_image == site.image and site.ready_replicas == 1
@@ -102,7 +110,8 @@ def test_deploy_job_twice_is_one_applys_worth_of_change(feed, cluster, kubesim):
         .data
     )
     assert secret_after == secret_before  # never rotated by a redeploy
-    # A site not in "deploying" is left alone.
+    # A site not in "deploying" (live now) is left alone.
+    watch(cluster)
     assert site_deploy(site_id=site.pk, cluster=cluster) is False
 
 
@@ -114,6 +123,7 @@ def test_throttling_and_500_after_apply_still_deploy_once(feed, cluster, kubesim
     kubesim.faults.add("patch", "services", site.slug, after_write=True, count=1)
     kubesim.reset_requests()
     assert site_deploy(site_id=site.pk, cluster=cluster)
+    watch(cluster)
     site.refresh_from_db()
     assert site.status == Site.Status.LIVE
     patches = kubesim.requests().count("patch", "deployments", site.slug)
@@ -202,3 +212,24 @@ def test_reconcile_reports_drift_missing_unmanaged_and_never_imported(
     assert f"{sites[0].slug}: subscribie/subscribie:v1 -> hand:v9" in text
     assert "re-applied: 1" in text
     assert Site.objects.get(pk=sites[1].pk).status == Site.Status.DEPLOYING
+
+
+def test_one_watcher_settles_a_burst_of_deploys_with_one_list_per_poll(feed, cluster, kubesim):
+    feed.bulk_docs([flow_doc(i) for i in range(20, 32)])
+    signups_sync(client=feed)
+    sites = approve_all()
+    for site in sites:
+        site_deploy(site_id=site.pk, cluster=cluster)
+    # Another watcher already holds the lease: this one leaves at once, calling nothing.
+    assert lease_acquire(WATCHER_LEASE, owner="other", seconds=30)
+    kubesim.reset_requests()
+    assert sites_watch_deploying(cluster=cluster, max_seconds=5) == 0
+    assert kubesim.requests().total == 0
+    lease_release(WATCHER_LEASE, owner="other")
+
+    kubesim.reset_requests()
+    assert watch(cluster) == 12
+    assert set(Site.objects.values_list("status", flat=True)) == {Site.Status.LIVE}
+    requests = kubesim.requests()
+    assert requests.count("get") == 0  # never one call per site
+    assert requests.total == requests.count("list", "deployments") >= 1
