@@ -9,6 +9,7 @@ wave on the preview page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -23,7 +24,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from rollouts import selectors, services
-from rollouts.admin_actions import SESSION_KEY
+from rollouts.admin_actions import ROLLBACK, SESSION_KEY, UPGRADE
 from rollouts.models import Rollout, RolloutTarget
 from rollouts.planner import PlanError, parse_failure_budget, parse_waves
 from sites.models import Site
@@ -69,39 +70,43 @@ def progress_bar(done: int, failed: int, total: int) -> str:
     )
 
 
-class UpgradeForm(forms.Form):
-    image = forms.CharField(max_length=255, help_text="e.g. subscribie/subscribie:v2")
+class StrategyForm(forms.Form):
+    """A rollout's strategy: waves, failure budget, wave deadline, auto-revert (rollback form)."""
+
     waves = forms.CharField(
         initial=services.DEFAULT_WAVES, help_text="cumulative: canaries first, last is 100%"
     )
     max_failures = forms.CharField(
-        initial="0", label="failure budget", help_text="a count (5) or a percentage (10%)"
+        initial=services.DEFAULT_MAX_FAILURES,
+        label="failure budget",
+        help_text="a count (5) or a percentage (10%)",
     )
-    wave_timeout = forms.IntegerField(initial=900, min_value=1, label="wave deadline (seconds)")
+    wave_timeout = forms.IntegerField(
+        initial=services.DEFAULT_WAVE_TIMEOUT, min_value=1, label="wave deadline (seconds)"
+    )
     auto_revert = forms.BooleanField(initial=True, required=False)
 
-    def clean_waves(self) -> str:
+    def _parsed(self, name: str, parse: Callable[[str], object]) -> str:
+        """The field's value if ``parse`` accepts it; its PlanError becomes the field's error."""
         try:
-            parse_waves(self.cleaned_data["waves"])
+            parse(self.cleaned_data[name])
         except PlanError as exc:
             raise forms.ValidationError(str(exc)) from None
-        return self.cleaned_data["waves"]
+        return self.cleaned_data[name]
+
+    def clean_waves(self) -> str:
+        return self._parsed("waves", parse_waves)
 
     def clean_max_failures(self) -> str:
-        try:
-            parse_failure_budget(self.cleaned_data["max_failures"])
-        except PlanError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        return self.cleaned_data["max_failures"]
+        return self._parsed("max_failures", parse_failure_budget)
 
 
-class RollbackForm(forms.Form):
-    waves = UpgradeForm.base_fields["waves"]
-    max_failures = UpgradeForm.base_fields["max_failures"]
-    wave_timeout = UpgradeForm.base_fields["wave_timeout"]
-    auto_revert = UpgradeForm.base_fields["auto_revert"]
-    clean_waves = UpgradeForm.clean_waves
-    clean_max_failures = UpgradeForm.clean_max_failures
+class UpgradeForm(StrategyForm):
+    """A strategy and the image to upgrade to."""
+
+    field_order = ["image"]  # first, as the form reads: what, then how
+
+    image = forms.CharField(max_length=255, help_text="e.g. subscribie/subscribie:v2")
 
 
 @admin.register(Rollout)
@@ -255,7 +260,13 @@ class RolloutAdmin(admin.ModelAdmin):
 
     # -- upgrade flow: form -> preview -> confirm ----------------------------------------------
 
-    def _selection(self, request: HttpRequest) -> tuple[str, Any] | None:
+    def _selection(self, request: HttpRequest, perm: str) -> tuple[str, Any] | None:
+        """``(mode, sites)`` a Site action remembered for a flow needing ``perm``; None if none.
+
+        Raises PermissionDenied without ``perm``.
+        """
+        if not request.user.has_perm(perm):
+            raise PermissionDenied
         selection = request.session.get(SESSION_KEY)
         if not selection:
             return None
@@ -264,25 +275,39 @@ class RolloutAdmin(admin.ModelAdmin):
             sites = sites.filter(pk__in=selection["ids"])
         return selection["mode"], sites.order_by("slug")
 
+    @staticmethod
+    def _no_selection(request: HttpRequest) -> HttpResponse:
+        messages.error(request, "Select sites in the Site list first.")
+        return HttpResponseRedirect(reverse("admin:sites_site_changelist"))
+
+    def _flow_context(
+        self, request: HttpRequest, *, title: str, sites, form: forms.Form, **extra: Any
+    ) -> dict[str, Any]:
+        """What the form and preview pages of both flows show."""
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "selected_count": sites.count(),
+            "form": form,
+            **extra,
+        }
+
     def upgrade_view(self, request: HttpRequest) -> HttpResponse:
-        if not request.user.has_perm("rollouts.start_rollout"):
-            raise PermissionDenied
-        selection = self._selection(request)
+        selection = self._selection(request, UPGRADE.perm)
         if selection is None:
-            messages.error(request, "Select sites in the Site list first.")
-            return HttpResponseRedirect(reverse("admin:sites_site_changelist"))
+            return self._no_selection(request)
         mode, sites = selection
         whole_fleet = mode == "all"
         stage = request.POST.get("stage", "form") if request.method == "POST" else "form"
         form = UpgradeForm(request.POST if request.method == "POST" else None)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Upgrade all sites" if whole_fleet else "Upgrade selected sites",
-            "whole_fleet": whole_fleet,
-            "selected_count": sites.count(),
-            "form": form,
-        }
+        context = self._flow_context(
+            request,
+            title="Upgrade all sites" if whole_fleet else "Upgrade selected sites",
+            sites=sites,
+            form=form,
+            whole_fleet=whole_fleet,
+        )
         if stage == "form" or not form.is_valid():
             return TemplateResponse(request, "admin/rollouts/upgrade_form.html", context)
         data = form.cleaned_data
@@ -334,22 +359,14 @@ class RolloutAdmin(admin.ModelAdmin):
     # -- rollback of selected sites -----------------------------------------------------------
 
     def rollback_sites_view(self, request: HttpRequest) -> HttpResponse:
-        if not request.user.has_perm("rollouts.rollback_rollout"):
-            raise PermissionDenied
-        selection = self._selection(request)
+        selection = self._selection(request, ROLLBACK.perm)
         if selection is None:
-            messages.error(request, "Select sites in the Site list first.")
-            return HttpResponseRedirect(reverse("admin:sites_site_changelist"))
+            return self._no_selection(request)
         _, sites = selection
-        form = RollbackForm(request.POST if request.method == "POST" else None)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Roll back selected sites",
-            "selected_count": sites.count(),
-            "form": form,
-            "rollback": True,
-        }
+        form = StrategyForm(request.POST if request.method == "POST" else None)
+        context = self._flow_context(
+            request, title="Roll back selected sites", sites=sites, form=form, rollback=True
+        )
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             if request.POST.get("stage") == "confirm":
@@ -366,5 +383,4 @@ class RolloutAdmin(admin.ModelAdmin):
             )
             context.update(self._preview_context(preview, dry_run=False))
             return TemplateResponse(request, "admin/rollouts/preview.html", context)
-        form_context = {**context}
-        return TemplateResponse(request, "admin/rollouts/upgrade_form.html", form_context)
+        return TemplateResponse(request, "admin/rollouts/upgrade_form.html", context)

@@ -17,6 +17,8 @@ Wire them up in the Site admin with::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -24,37 +26,46 @@ from django.urls import reverse
 SESSION_KEY = "rollouts.selection"
 
 
-def _remember(request, *, mode: str, ids: list[int] | None = None) -> None:
-    request.session[SESSION_KEY] = {"mode": mode, "ids": ids or []}
+@dataclass(frozen=True)
+class _Flow:
+    """A rollout flow a Site action opens: the permission it needs and its admin view."""
+
+    perm: str
+    what: str  # "You do not have permission to <what>."
+    view: str
+
+    def open(self, request, *, ids: list[int] | None = None):
+        """Remember ``ids`` (None: the whole fleet) and redirect to the flow's view.
+
+        Without the permission nothing is remembered and the action stays on the list.
+        """
+        if not request.user.has_perm(self.perm):
+            messages.error(request, f"You do not have permission to {self.what}.")
+            return None
+        mode = "all" if ids is None else "selected"
+        request.session[SESSION_KEY] = {"mode": mode, "ids": ids or []}
+        return HttpResponseRedirect(reverse(f"admin:{self.view}"))
 
 
-def _denied(request, perm: str, what: str) -> bool:
-    if request.user.has_perm(perm):
-        return False
-    messages.error(request, f"You do not have permission to {what}.")
-    return True
+UPGRADE = _Flow("rollouts.start_rollout", "start fleet upgrades", "rollouts_rollout_upgrade")
+ROLLBACK = _Flow("rollouts.rollback_rollout", "roll back sites", "rollouts_rollout_rollback_sites")
+
+
+def _ids(queryset) -> list[int]:
+    return list(queryset.values_list("pk", flat=True))
 
 
 @admin.action(description="Upgrade selected sites…")
 def upgrade_selected_sites(modeladmin, request, queryset):
-    if _denied(request, "rollouts.start_rollout", "start fleet upgrades"):
-        return None
-    _remember(request, mode="selected", ids=list(queryset.values_list("pk", flat=True)))
-    return HttpResponseRedirect(reverse("admin:rollouts_rollout_upgrade"))
+    return UPGRADE.open(request, ids=_ids(queryset))
 
 
 @admin.action(description="Upgrade all sites…")
 def upgrade_all_sites(modeladmin, request, queryset):
     """Ignores the selection: the whole fleet (the confirmation asks for the image name)."""
-    if _denied(request, "rollouts.start_rollout", "start fleet upgrades"):
-        return None
-    _remember(request, mode="all")
-    return HttpResponseRedirect(reverse("admin:rollouts_rollout_upgrade"))
+    return UPGRADE.open(request)
 
 
 @admin.action(description="Roll back selected sites…")
 def rollback_selected_sites(modeladmin, request, queryset):
-    if _denied(request, "rollouts.rollback_rollout", "roll back sites"):
-        return None
-    _remember(request, mode="selected", ids=list(queryset.values_list("pk", flat=True)))
-    return HttpResponseRedirect(reverse("admin:rollouts_rollout_rollback_sites"))
+    return ROLLBACK.open(request, ids=_ids(queryset))

@@ -14,6 +14,9 @@ paused   only observe the wave (no patch, no deadline, no advance).
 reverting  wave by wave from the highest: every target this rollout changed goes back to its
          recorded ``from_image`` (never a relative ``rollout undo``); then reverted.
 
+Both directions patch, observe and settle a wave with the same code, described by a
+``_Direction`` (FORWARD, REVERT): the statuses, the image field, the generation field.
+
 Invariants:
 - Resumable from the database alone. Ticks of one rollout are serialised by a lease on the
   Rollout row (CAS), so a target found in ``patching`` when a tick holds the lease was left by
@@ -33,7 +36,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -144,6 +147,77 @@ def _failure_text(exc: ClusterError) -> str:
     return f"API error: {exc}"
 
 
+@dataclass(frozen=True)
+class _Direction:
+    """Which way a wave's targets move; the patch / observe / settle code is shared.
+
+    A target is ``claimed``, patched (the generation the PATCH returned is stored in
+    ``generation_field``, status ``in_flight``), then settled from one status read of the wave:
+    ``succeeded`` once its Deployment rolled out, ``failed`` when it failed, is missing or
+    missed the wave deadline. It moves from the image in ``origin_field`` to the one in
+    ``image_field``; each settled target is audited as ``target.<new status>``.
+
+    ``forward`` is the rollout's first touch of a site: it records the image the site ran
+    before (what a revert goes back to) and audits each patch; a revert is audited only when
+    a target settles.
+    """
+
+    claimed: str
+    in_flight: str
+    succeeded: str
+    failed: str
+    image_field: str
+    origin_field: str
+    generation_field: str
+    error_prefix: str  # on ``last_error``, so a failed revert reads as one in the target list
+    deadline_message: str  # str.format with ``timeout`` (seconds) and ``state`` (the message)
+    forward: bool
+
+    def image(self, target: RolloutTarget) -> str:
+        return getattr(target, self.image_field)
+
+    def generation(self, target: RolloutTarget) -> int | None:
+        return getattr(target, self.generation_field)
+
+    def images(self, target: RolloutTarget) -> dict[str, str]:
+        """The images an audit row of ``target`` names: the one it leaves, the one it gets."""
+        return {"from_image": getattr(target, self.origin_field), "to_image": self.image(target)}
+
+    def revisions(self, target: RolloutTarget) -> dict[str, str | None]:
+        """The revisions an audit row of ``target`` names."""
+        if self.forward:
+            return {"from_revision": target.from_revision}
+        # A revert does not know the revision it leaves, only the one it restores.
+        return {"from_revision": None, "restored_revision_was": target.from_revision}
+
+
+FORWARD = _Direction(
+    claimed=TStatus.PATCHING,
+    in_flight=TStatus.WAITING,
+    succeeded=TStatus.SUCCEEDED,
+    failed=TStatus.FAILED,
+    image_field="to_image",
+    origin_field="from_image",
+    generation_field="generation",
+    error_prefix="",
+    deadline_message="wave deadline ({timeout}s) passed: {state}",
+    forward=True,
+)
+# A reverting target stays `reverting` while in flight: its revert_generation tells the two apart.
+REVERT = _Direction(
+    claimed=TStatus.REVERTING,
+    in_flight=TStatus.REVERTING,
+    succeeded=TStatus.REVERTED,
+    failed=TStatus.REVERT_FAILED,
+    image_field="from_image",
+    origin_field="to_image",
+    generation_field="revert_generation",
+    error_prefix="revert: ",
+    deadline_message="wave deadline passed while reverting: {state}",
+    forward=False,
+)
+
+
 class _Tick:
     """One tick's working state. Network calls happen only in ``_list``/``_patch_many``."""
 
@@ -192,9 +266,13 @@ class _Tick:
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    def _set_target(self, target: RolloutTarget, old: str, **fields) -> bool:
-        """CAS one target from ``old``; updates the instance when it changed."""
-        changed = RolloutTarget.objects.filter(pk=target.pk, status=old).update(**fields)
+    def _set_target(
+        self, target: RolloutTarget, old: str, *, where: dict | None = None, **fields
+    ) -> bool:
+        """CAS one target from ``old`` (and ``where``); updates the instance when it changed."""
+        changed = RolloutTarget.objects.filter(pk=target.pk, status=old, **(where or {})).update(
+            **fields
+        )
         if changed == 1:
             for name, value in fields.items():
                 setattr(target, name, value)
@@ -217,6 +295,22 @@ class _Tick:
     def _touch(self, **fields) -> None:
         Rollout.objects.filter(pk=self.rollout.pk).update(last_progress_at=timezone.now(), **fields)
 
+    def _status_counts(self) -> dict[str, int]:
+        """``{status: count}`` of this rollout's targets (one query)."""
+        return dict(self.targets().values_list("status").annotate(n=Count("id")).order_by())
+
+    def _report_moved(self, *, finished: bool | None = None) -> TickResult:
+        """This tick moved the rollout itself: report its committed status.
+
+        ``finished`` defaults to whether that status is a finished one.
+        """
+        self.rollout.refresh_from_db()
+        self.result.status = self.rollout.status
+        if finished is None:
+            finished = self.rollout.status in Rollout.FINISHED_STATUSES
+        self.result.finished = finished
+        return self.result
+
     @staticmethod
     def _set_site_images(images: dict[int, str]) -> None:
         """Record the image each site should now run (so status refresh sees no drift)."""
@@ -226,6 +320,132 @@ class _Tick:
         for image, ids in by_image.items():
             Site.objects.filter(pk__in=ids).update(image=image)
 
+    # -- one wave, either direction: patch, observe, settle ------------------------------------
+
+    def _patch(self, targets: list[RolloutTarget], d: _Direction) -> None:
+        """Patch claimed ``targets`` to ``d``'s image: each goes in flight, or fails.
+
+        A site the cluster already runs the image on is not patched again (a crashed tick may
+        have patched it): its current generation is awaited instead. The in-flight CAS also
+        requires no stored generation, so a job that runs twice cannot store two.
+        """
+        listing = self._list(targets)  # the one read before the patch
+        if d.forward:
+            self._record_origin(targets, listing)
+        results = self._patch_many(
+            {
+                t.site.slug: d.image(t)
+                for t in targets
+                if (snap := listing.get(t.site.slug)) is not None and snap.image != d.image(t)
+            }
+        )
+        now = timezone.now()
+        with transaction.atomic():
+            for target in targets:
+                slug = target.site.slug
+                outcome = results.get(slug, listing.get(slug))
+                if outcome is None or isinstance(outcome, ClusterError):
+                    error = "Deployment missing" if outcome is None else _failure_text(outcome)
+                    data = d.images(target)
+                    if outcome is not None and d.forward:
+                        data |= {**d.revisions(target), "http_status": outcome.status}
+                    self._settle(target, d, old=d.claimed, error=error, now=now, data=data)
+                    continue
+                patched = slug in results
+                if self._set_target(
+                    target,
+                    d.claimed,
+                    where={f"{d.generation_field}__isnull": True},
+                    status=d.in_flight,
+                    **{d.generation_field: outcome.generation},
+                ):
+                    self.result.patched += int(patched)
+                    if d.forward:
+                        self._audit(
+                            "target.patched",
+                            target,
+                            message="" if patched else f"already on {d.image(target)}; not patched",
+                            **d.images(target),
+                            **d.revisions(target),
+                            generation=outcome.generation,
+                        )
+            self._touch()
+
+    @staticmethod
+    def _record_origin(
+        targets: list[RolloutTarget], listing: dict[str, DeploymentSnapshot]
+    ) -> None:
+        """Store the image each site runs before its first patch: where a revert goes back to.
+
+        Read from the cluster, not the database (drift); stored before the patch, so a tick
+        that crashes after patching still knows the old image.
+        """
+        first_read: list[RolloutTarget] = []
+        for target in targets:
+            snap = listing.get(target.site.slug)
+            if snap is not None and not target.from_image and target.generation is None:
+                target.from_image = snap.image or ""
+                target.from_revision = snap.revision
+                first_read.append(target)
+        if first_read:
+            RolloutTarget.objects.bulk_update(first_read, ["from_image", "from_revision"])
+
+    def _observe(self, targets: list[RolloutTarget], d: _Direction, *, deadlines: bool) -> None:
+        """Settle in-flight ``targets`` from one status read; the rest stay in flight."""
+        rollout = self.rollout
+        expected = {t.site.slug: gen for t in targets if (gen := d.generation(t)) is not None}
+        listing = self._list(targets, expected)  # the one status read of the wave
+        now = timezone.now()
+        started = rollout.wave_started_at or now
+        deadline_passed = deadlines and now >= started + timedelta(
+            seconds=rollout.wave_timeout_seconds
+        )
+        site_images: dict[int, str] = {}
+        with transaction.atomic():
+            for target in targets:
+                snap = listing.get(target.site.slug)
+                if snap is None:
+                    error = "Deployment missing"
+                elif snap.state.failed:
+                    error = snap.state.message
+                elif snap.state.done:
+                    error = None
+                elif deadline_passed:
+                    error = d.deadline_message.format(
+                        timeout=rollout.wave_timeout_seconds, state=snap.state.message
+                    )
+                else:
+                    continue
+                data = {
+                    **d.images(target),
+                    **d.revisions(target),
+                    "revision": snap.revision if snap else None,
+                    "generation": d.generation(target),
+                }
+                settled = self._settle(target, d, old=d.in_flight, error=error, now=now, data=data)
+                if settled and snap is not None:
+                    # The Deployment's spec runs the image, whether it rolled out or fails on it.
+                    site_images[target.site_id] = d.image(target)
+            if site_images:
+                self._set_site_images(site_images)
+            if self.result.settled:
+                self._touch()
+
+    def _settle(
+        self, target: RolloutTarget, d: _Direction, *, old: str, error: str | None,
+        now: datetime, data: dict,
+    ) -> bool:  # fmt: skip
+        """CAS ``target`` from ``old`` to succeeded (no ``error``) or failed, and audit it."""
+        if error is None:
+            status, fields = d.succeeded, {}
+        else:
+            status, fields = d.failed, {"last_error": d.error_prefix + error}
+        if not self._set_target(target, old, status=status, finished_at=now, **fields):
+            return False
+        self.result.settled += 1
+        self._audit(f"target.{status}", target, ok=error is None, message=error or "", **data)
+        return True
+
     # -- forward -------------------------------------------------------------------------------
 
     def forward(self) -> TickResult:
@@ -234,12 +454,13 @@ class _Tick:
         if rollout.status == RStatus.RUNNING:
             claimed = self._claim(wave)
             if claimed:
-                self._patch_forward(claimed)
+                self._patch(claimed, FORWARD)
         waiting = list(
             self.targets().filter(wave=wave, status=TStatus.WAITING).select_related("site")
         )
         if waiting:
-            self._observe_forward(waiting, deadlines=rollout.status == RStatus.RUNNING)
+            # Paused: observe only; the deadline does not run while paused.
+            self._observe(waiting, FORWARD, deadlines=rollout.status == RStatus.RUNNING)
         if rollout.status == RStatus.PAUSED:
             self.result.finished = not self.targets().filter(status=TStatus.WAITING).exists()
             return self.result
@@ -276,154 +497,10 @@ class _Tick:
             .order_by("position")
         )
 
-    def _patch_forward(self, targets: list[RolloutTarget]) -> None:
-        listing = self._list(targets)  # the one read before the patch
-        missing: list[RolloutTarget] = []
-        to_patch: dict[str, str] = {}
-        first_read: list[RolloutTarget] = []
-        for target in targets:
-            snap = listing.get(target.site.slug)
-            if snap is None:
-                missing.append(target)
-                continue
-            if not target.from_image and target.generation is None:
-                # What the cluster runs now, not what the database assumes (drift).
-                target.from_image = snap.image or ""
-                target.from_revision = snap.revision
-                first_read.append(target)
-            if snap.image != target.to_image:
-                to_patch[target.site.slug] = target.to_image
-        if first_read:
-            # Stored before patching, so a crash after the patch still knows the old image.
-            RolloutTarget.objects.bulk_update(first_read, ["from_image", "from_revision"])
-        results = self._patch_many(to_patch)
-        now = timezone.now()
-        missing_ids = {target.pk for target in missing}
-        with transaction.atomic():
-            for target in missing:
-                if self._set_target(
-                    target,
-                    TStatus.PATCHING,
-                    status=TStatus.FAILED,
-                    last_error="Deployment missing",
-                    finished_at=now,
-                ):
-                    self.result.settled += 1
-                    self._audit(
-                        "target.failed",
-                        target,
-                        ok=False,
-                        message="Deployment missing",
-                        from_image=target.from_image,
-                        to_image=target.to_image,
-                    )
-            for target in targets:
-                slug = target.site.slug
-                if target.pk in missing_ids:
-                    continue
-                outcome = results.get(slug, listing[slug])
-                if isinstance(outcome, ClusterError):
-                    error = _failure_text(outcome)
-                    if self._set_target(
-                        target,
-                        TStatus.PATCHING,
-                        status=TStatus.FAILED,
-                        last_error=error,
-                        finished_at=now,
-                    ):
-                        self.result.settled += 1
-                        self._audit(
-                            "target.failed",
-                            target,
-                            ok=False,
-                            message=error,
-                            from_image=target.from_image,
-                            to_image=target.to_image,
-                            from_revision=target.from_revision,
-                            http_status=outcome.status,
-                        )
-                    continue
-                patched = slug in results
-                if self._set_target(
-                    target,
-                    TStatus.PATCHING,
-                    status=TStatus.WAITING,
-                    generation=outcome.generation,
-                    last_error="",
-                ):
-                    self.result.patched += int(patched)
-                    self._audit(
-                        "target.patched",
-                        target,
-                        message="" if patched else f"already on {target.to_image}; not patched",
-                        from_image=target.from_image,
-                        to_image=target.to_image,
-                        from_revision=target.from_revision,
-                        generation=outcome.generation,
-                    )
-            self._touch()
-
-    def _observe_forward(self, waiting: list[RolloutTarget], *, deadlines: bool) -> None:
-        rollout = self.rollout
-        expected = {t.site.slug: t.generation for t in waiting if t.generation is not None}
-        listing = self._list(waiting, expected)  # the one status read of the wave
-        now = timezone.now()
-        started = rollout.wave_started_at or now
-        deadline_passed = deadlines and now >= started + timedelta(
-            seconds=rollout.wave_timeout_seconds
-        )
-        site_images: dict[int, str] = {}
-        with transaction.atomic():
-            for target in waiting:
-                snap = listing.get(target.site.slug)
-                if snap is None:
-                    error = "Deployment missing"
-                elif snap.state.failed:
-                    error = snap.state.message
-                elif snap.state.done:
-                    error = None
-                elif deadline_passed:
-                    error = (
-                        f"wave deadline ({rollout.wave_timeout_seconds}s) passed: "
-                        f"{snap.state.message}"
-                    )
-                else:
-                    continue
-                data = {
-                    "from_image": target.from_image,
-                    "to_image": target.to_image,
-                    "from_revision": target.from_revision,
-                    "revision": snap.revision if snap else None,
-                    "generation": target.generation,
-                }
-                if error is None:
-                    if self._set_target(
-                        target, TStatus.WAITING, status=TStatus.SUCCEEDED, finished_at=now
-                    ):
-                        self.result.settled += 1
-                        site_images[target.site_id] = target.to_image
-                        self._audit("target.succeeded", target, **data)
-                elif self._set_target(
-                    target,
-                    TStatus.WAITING,
-                    status=TStatus.FAILED,
-                    last_error=error,
-                    finished_at=now,
-                ):
-                    self.result.settled += 1
-                    if snap is not None:
-                        # The Deployment's spec does run the new image (it is failing on it).
-                        site_images[target.site_id] = target.to_image
-                    self._audit("target.failed", target, ok=False, message=error, **data)
-            if site_images:
-                self._set_site_images(site_images)
-            if self.result.settled:
-                self._touch()
-
     def _advance(self) -> TickResult:
         """The current wave is settled: next wave, succeeded, or halted over budget."""
         rollout = self.rollout
-        counts = dict(self.targets().values_list("status").annotate(n=Count("id")).order_by())
+        counts = self._status_counts()
         total = sum(counts.values())
         failed = counts.get(TStatus.FAILED, 0)
         budget = parse_failure_budget(rollout.max_failures)
@@ -504,10 +581,7 @@ class _Tick:
                             "skipped": counts.get(TStatus.SKIPPED, 0),
                         },
                     )
-        rollout.refresh_from_db()
-        self.result.status = rollout.status
-        self.result.finished = rollout.status in Rollout.FINISHED_STATUSES
-        return self.result
+        return self._report_moved()
 
     # -- revert --------------------------------------------------------------------------------
 
@@ -546,14 +620,14 @@ class _Tick:
             .select_related("site")[: tick_batch()]
         )
         if unpatched:
-            self._patch_revert(unpatched)
+            self._patch(unpatched, REVERT)
         reverting = list(
             self.targets()
             .filter(status=TStatus.REVERTING, revert_generation__isnull=False)
             .select_related("site")
         )
         if reverting:
-            self._observe_revert(reverting)
+            self._observe(reverting, REVERT, deadlines=True)
         return self.result
 
     def _settle_orphans(self, orphans: list[RolloutTarget]) -> None:
@@ -576,98 +650,9 @@ class _Tick:
                         last_error="rollout stopped before this site was patched",
                     )
 
-    def _patch_revert(self, targets: list[RolloutTarget]) -> None:
-        listing = self._list(targets)
-        to_patch = {
-            t.site.slug: t.from_image
-            for t in targets
-            if (snap := listing.get(t.site.slug)) is not None and snap.image != t.from_image
-        }
-        results = self._patch_many(to_patch)
-        now = timezone.now()
-        with transaction.atomic():
-            for target in targets:
-                slug = target.site.slug
-                outcome = results.get(slug, listing.get(slug))
-                if outcome is None or isinstance(outcome, ClusterError):
-                    error = "Deployment missing" if outcome is None else _failure_text(outcome)
-                    if self._set_target(
-                        target,
-                        TStatus.REVERTING,
-                        status=TStatus.REVERT_FAILED,
-                        last_error=f"revert: {error}",
-                        finished_at=now,
-                    ):
-                        self.result.settled += 1
-                        self._audit(
-                            "target.revert_failed",
-                            target,
-                            ok=False,
-                            message=error,
-                            from_image=target.to_image,
-                            to_image=target.from_image,
-                        )
-                    continue
-                RolloutTarget.objects.filter(
-                    pk=target.pk, status=TStatus.REVERTING, revert_generation__isnull=True
-                ).update(revert_generation=outcome.generation)
-                self.result.patched += int(slug in results)
-            self._touch()
-
-    def _observe_revert(self, targets: list[RolloutTarget]) -> None:
-        rollout = self.rollout
-        expected = {t.site.slug: t.revert_generation for t in targets}
-        listing = self._list(targets, expected)
-        now = timezone.now()
-        started = rollout.wave_started_at or now
-        deadline_passed = now >= started + timedelta(seconds=rollout.wave_timeout_seconds)
-        site_images: dict[int, str] = {}
-        with transaction.atomic():
-            for target in targets:
-                snap = listing.get(target.site.slug)
-                data = {
-                    "from_image": target.to_image,
-                    "to_image": target.from_image,
-                    "from_revision": None,
-                    "revision": snap.revision if snap else None,
-                    "restored_revision_was": target.from_revision,
-                    "generation": target.revert_generation,
-                }
-                if snap is not None and snap.state.done:
-                    if self._set_target(
-                        target, TStatus.REVERTING, status=TStatus.REVERTED, finished_at=now
-                    ):
-                        self.result.settled += 1
-                        site_images[target.site_id] = target.from_image
-                        self._audit("target.reverted", target, **data)
-                    continue
-                if snap is None:
-                    error = "Deployment missing"
-                elif snap.state.failed:
-                    error = snap.state.message
-                elif deadline_passed:
-                    error = f"wave deadline passed while reverting: {snap.state.message}"
-                else:
-                    continue
-                if self._set_target(
-                    target,
-                    TStatus.REVERTING,
-                    status=TStatus.REVERT_FAILED,
-                    last_error=f"revert: {error}",
-                    finished_at=now,
-                ):
-                    self.result.settled += 1
-                    if snap is not None:
-                        site_images[target.site_id] = target.from_image
-                    self._audit("target.revert_failed", target, ok=False, message=error, **data)
-            if site_images:
-                self._set_site_images(site_images)
-            if self.result.settled:
-                self._touch()
-
     def _finish_revert(self) -> TickResult:
         rollout = self.rollout
-        counts = dict(self.targets().values_list("status").annotate(n=Count("id")).order_by())
+        counts = self._status_counts()
         reverted = counts.get(TStatus.REVERTED, 0)
         failed = counts.get(TStatus.REVERT_FAILED, 0)
         note = f"reverted {reverted} sites" + (
@@ -691,11 +676,8 @@ class _Tick:
                     message=message,
                     data={"reverted": reverted, "revert_failed": failed},
                 )
-        rollout.refresh_from_db()
-        self.result.status = rollout.status
-        self.result.finished = True
         self.result.advanced = True
-        return self.result
+        return self._report_moved(finished=True)
 
 
 # --- driving ticks -----------------------------------------------------------------------------

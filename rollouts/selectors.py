@@ -69,30 +69,9 @@ def busy_sites(
     return dict(queryset.values_list("site_id", "rollout_id"))
 
 
-@dataclass
-class WaveProgress:
-    """Counts of targets by status in one wave (``number`` is 1-based for display)."""
+class _StatusCounts:
+    """Derived numbers over ``counts`` (``{status: count}``), set by the dataclasses below."""
 
-    number: int
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def settled(self) -> int:
-        return sum(self.counts.get(status, 0) for status in SETTLED_STATUSES)
-
-    def count(self, status: str) -> int:
-        return self.counts.get(status, 0)
-
-
-@dataclass
-class RolloutProgress:
-    """Counts of a rollout's targets by status, overall and per wave."""
-
-    waves: list[WaveProgress]
     counts: dict[str, int]
 
     @property
@@ -103,12 +82,28 @@ class RolloutProgress:
     def settled(self) -> int:
         return sum(self.counts.get(status, 0) for status in SETTLED_STATUSES)
 
+    def count(self, status: str) -> int:
+        return self.counts.get(status, 0)
+
+
+@dataclass
+class WaveProgress(_StatusCounts):
+    """Counts of targets by status in one wave (``number`` is 1-based for display)."""
+
+    number: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class RolloutProgress(_StatusCounts):
+    """Counts of a rollout's targets by status, overall and per wave."""
+
+    waves: list[WaveProgress]
+    counts: dict[str, int]
+
     @property
     def percent(self) -> int:
         return round(100 * self.settled / self.total) if self.total else 100
-
-    def count(self, status: str) -> int:
-        return self.counts.get(status, 0)
 
 
 def rollout_progress(rollout: Rollout) -> RolloutProgress:

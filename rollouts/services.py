@@ -62,7 +62,10 @@ __all__ = [
     "sites_rollback",
 ]
 
+# The strategy a rollout gets unless told otherwise (services, admin form and commands).
 DEFAULT_WAVES = "1,10%,50%,100%"
+DEFAULT_MAX_FAILURES = "0"
+DEFAULT_WAVE_TIMEOUT = 900  # seconds
 # Sites in these statuses have a Deployment the engine can patch.
 PATCHABLE_SITE_STATUSES = (Site.Status.LIVE, Site.Status.FAILED)
 
@@ -150,7 +153,7 @@ def rollout_plan(
     sites: Iterable[Site],
     image: str,
     waves: str = DEFAULT_WAVES,
-    max_failures: str | int = "0",
+    max_failures: str | int = DEFAULT_MAX_FAILURES,
 ) -> RolloutPreview:
     """Preview an upgrade of ``sites`` to ``image``: waves, left-out sites and reasons.
 
@@ -218,8 +221,13 @@ def _create_from_preview(
     actor: Actor,
     selection: str,
     parent: Rollout | None = None,
+    start: bool = False,
+    enqueue: bool = True,
 ) -> Rollout:
-    """Insert a draft Rollout and its targets (one bulk insert) and audit it."""
+    """Insert a draft Rollout and its targets (one bulk insert) and audit it.
+
+    ``start``: start it in the same transaction (see :func:`rollout_start` for ``enqueue``).
+    """
     if wave_timeout < 1:
         raise PlanError("the wave deadline must be at least 1 second")
     user = None if actor is None or isinstance(actor, str) else actor
@@ -271,6 +279,8 @@ def _create_from_preview(
                 "parent": parent.pk if parent else None,
             },
         )
+        if start:
+            rollout_start(rollout=rollout, actor=actor, enqueue=enqueue)
     return rollout
 
 
@@ -279,8 +289,8 @@ def rollout_create(
     sites: Iterable[Site],
     image: str,
     waves: str = DEFAULT_WAVES,
-    max_failures: str | int = "0",
-    wave_timeout: int = 900,
+    max_failures: str | int = DEFAULT_MAX_FAILURES,
+    wave_timeout: int = DEFAULT_WAVE_TIMEOUT,
     auto_revert: bool = True,
     actor: Actor,
     whole_fleet: bool = False,
@@ -301,13 +311,21 @@ def rollout_create(
     )
 
 
-def _transition(rollout: Rollout, *, old: Sequence[str], new: str, **fields: Any) -> str | None:
-    """CAS ``rollout`` from one of ``old`` to ``new``; returns the old status, or None."""
+def _transition(
+    rollout: Rollout, *, old: Sequence[str], new: str, refused: str = "", **fields: Any
+) -> str | None:
+    """CAS ``rollout`` from one of ``old`` to ``new``; returns the old status, or None.
+
+    With ``refused``, a transition that did not happen raises RolloutError instead
+    ("rollout #<pk> <refused>"), so the caller writes nothing after it.
+    """
     current = Rollout.objects.filter(pk=rollout.pk).values_list("status", flat=True).first()
-    if current not in old:
-        return None
-    changed = Rollout.objects.filter(pk=rollout.pk, status=current).update(status=new, **fields)
-    if changed != 1:
+    changed = current in old and (
+        Rollout.objects.filter(pk=rollout.pk, status=current).update(status=new, **fields) == 1
+    )
+    if not changed:
+        if refused:
+            raise RolloutError(f"rollout #{rollout.pk} {refused}")
         return None
     rollout.status = new
     for name, value in fields.items():
@@ -323,19 +341,16 @@ def rollout_start(*, rollout: Rollout, actor: Actor, enqueue: bool = True) -> Ro
     """
     now = timezone.now()
     with transaction.atomic():
-        if (
-            _transition(
-                rollout,
-                old=[Rollout.Status.DRAFT],
-                new=Rollout.Status.RUNNING,
-                started_at=now,
-                wave_started_at=now,
-                last_progress_at=now,
-                current_wave=0,
-            )
-            is None
-        ):
-            raise RolloutError(f"rollout #{rollout.pk} is not a draft; it was not started")
+        _transition(
+            rollout,
+            old=[Rollout.Status.DRAFT],
+            new=Rollout.Status.RUNNING,
+            refused="is not a draft; it was not started",
+            started_at=now,
+            wave_started_at=now,
+            last_progress_at=now,
+            current_wave=0,
+        )
         busy = selectors.busy_sites(
             rollout.targets.values_list("site_id", flat=True), exclude_rollout_id=rollout.pk
         )
@@ -376,8 +391,12 @@ def rollout_start(*, rollout: Rollout, actor: Actor, enqueue: bool = True) -> Ro
 def rollout_pause(*, rollout: Rollout, actor: Actor) -> Rollout:
     """running -> paused. In-flight patches finish; nothing more is patched until resumed."""
     with transaction.atomic():
-        if _transition(rollout, old=[Rollout.Status.RUNNING], new=Rollout.Status.PAUSED) is None:
-            raise RolloutError(f"rollout #{rollout.pk} is not running; it was not paused")
+        _transition(
+            rollout,
+            old=[Rollout.Status.RUNNING],
+            new=Rollout.Status.PAUSED,
+            refused="is not running; it was not paused",
+        )
         audit.record(action="rollout.pause", actor=actor, rollout=rollout)
     return rollout
 
@@ -386,17 +405,14 @@ def rollout_resume(*, rollout: Rollout, actor: Actor, enqueue: bool = True) -> R
     """paused -> running. The current wave gets a fresh deadline (time paused is not counted)."""
     now = timezone.now()
     with transaction.atomic():
-        if (
-            _transition(
-                rollout,
-                old=[Rollout.Status.PAUSED],
-                new=Rollout.Status.RUNNING,
-                wave_started_at=now,
-                last_progress_at=now,
-            )
-            is None
-        ):
-            raise RolloutError(f"rollout #{rollout.pk} is not paused; it was not resumed")
+        _transition(
+            rollout,
+            old=[Rollout.Status.PAUSED],
+            new=Rollout.Status.RUNNING,
+            refused="is not paused; it was not resumed",
+            wave_started_at=now,
+            last_progress_at=now,
+        )
         audit.record(action="rollout.resume", actor=actor, rollout=rollout)
         if enqueue:
             _enqueue_tick(rollout.pk)
@@ -424,10 +440,9 @@ def rollout_cancel(
             rollout,
             old=[Rollout.Status.DRAFT, Rollout.Status.RUNNING, Rollout.Status.PAUSED],
             new=new,
+            refused="is already finished; it was not cancelled",
             **fields,
         )
-        if old is None:
-            raise RolloutError(f"rollout #{rollout.pk} is already finished; it was not cancelled")
         skipped = RolloutTarget.objects.filter(
             rollout=rollout, status=RolloutTarget.Status.PENDING
         ).update(
@@ -503,19 +518,17 @@ def rollout_rollback(
     preview = _rollback_preview(
         sites=sites, to_images=to_images, waves=rollout.waves, max_failures=rollout.max_failures
     )
-    with transaction.atomic():
-        rollback = _create_from_preview(
-            preview=preview,
-            kind=Rollout.Kind.ROLLBACK,
-            wave_timeout=rollout.wave_timeout_seconds,
-            auto_revert=rollout.auto_revert,
-            actor=actor,
-            selection=rollout.selection,
-            parent=rollout,
-        )
-        if start:
-            rollout_start(rollout=rollback, actor=actor, enqueue=enqueue)
-    return rollback
+    return _create_from_preview(
+        preview=preview,
+        kind=Rollout.Kind.ROLLBACK,
+        wave_timeout=rollout.wave_timeout_seconds,
+        auto_revert=rollout.auto_revert,
+        actor=actor,
+        selection=rollout.selection,
+        parent=rollout,
+        start=start,
+        enqueue=enqueue,
+    )
 
 
 def sites_rollback(
@@ -523,8 +536,8 @@ def sites_rollback(
     sites: Iterable[Site],
     actor: Actor,
     waves: str = DEFAULT_WAVES,
-    max_failures: str | int = "0",
-    wave_timeout: int = 900,
+    max_failures: str | int = DEFAULT_MAX_FAILURES,
+    wave_timeout: int = DEFAULT_WAVE_TIMEOUT,
     auto_revert: bool = True,
     start: bool = True,
     enqueue: bool = True,
@@ -536,22 +549,23 @@ def sites_rollback(
     """
     sites = list(sites)
     preview = sites_rollback_plan(sites=sites, waves=waves, max_failures=max_failures)
-    with transaction.atomic():
-        rollback = _create_from_preview(
-            preview=preview,
-            kind=Rollout.Kind.ROLLBACK,
-            wave_timeout=wave_timeout,
-            auto_revert=auto_revert,
-            actor=actor,
-            selection=Rollout.Selection.SELECTED,
-        )
-        if start:
-            rollout_start(rollout=rollback, actor=actor, enqueue=enqueue)
-    return rollback
+    return _create_from_preview(
+        preview=preview,
+        kind=Rollout.Kind.ROLLBACK,
+        wave_timeout=wave_timeout,
+        auto_revert=auto_revert,
+        actor=actor,
+        selection=Rollout.Selection.SELECTED,
+        start=start,
+        enqueue=enqueue,
+    )
 
 
 def sites_rollback_plan(
-    *, sites: Iterable[Site], waves: str = DEFAULT_WAVES, max_failures: str | int = "0"
+    *,
+    sites: Iterable[Site],
+    waves: str = DEFAULT_WAVES,
+    max_failures: str | int = DEFAULT_MAX_FAILURES,
 ) -> RolloutPreview:
     """Preview of :func:`sites_rollback` (database reads only)."""
     sites = list(sites)

@@ -12,6 +12,7 @@ from audit.models import AuditEvent
 from rollouts import services
 from rollouts.models import Rollout
 from sites.models import Site
+from tests.fixtures.rollouts import site_row
 
 V2 = "subscribie/subscribie:v2"
 SITES_URL = "/admin/sites/site/"
@@ -51,15 +52,7 @@ def test_upgrade_selected_flow_previews_dry_run_and_starts(admin_client, live_si
 
 
 def test_whole_fleet_confirmation_requires_typing_the_image(admin_client, db):
-    Site.objects.create(
-        slug="a",
-        title="A",
-        owner_email="a@example.com",
-        theme_name="t",
-        theme_colour="#000000",
-        image="x/y:v1",
-        status=Site.Status.LIVE,
-    )
+    site_row("a", image="x/y:v1")
     select(admin_client, "upgrade_all_sites", Site.objects.all())
     admin_client.post(UPGRADE_URL, {**FORM, "stage": "confirm", "confirm_image": "nope"})
     assert not Rollout.objects.exists()
@@ -77,18 +70,7 @@ def staff(db):
 
 
 def make_rollout(n: int) -> Rollout:
-    sites = [
-        Site.objects.create(
-            slug=f"s{i}-{n}",
-            title="S",
-            owner_email="o@example.com",
-            theme_name="t",
-            theme_colour="#000000",
-            image="x/y:v1",
-            status=Site.Status.LIVE,
-        )
-        for i in range(n)
-    ]
+    sites = [site_row(f"s{i}-{n}", image="x/y:v1") for i in range(n)]
     rollout = services.rollout_create(sites=sites, image=V2, actor="a")
     services.rollout_start(rollout=rollout, actor="a", enqueue=False)
     return rollout

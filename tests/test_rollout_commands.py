@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
 from rollouts.models import Rollout
-from sites.models import Site
+from tests.fixtures.rollouts import site_row
 
 V1 = "subscribie/subscribie:v1"
 V2 = "subscribie/subscribie:v2"
@@ -22,25 +22,8 @@ def call(*args) -> str:
 
 
 def test_fleet_upgrade_dry_run_changes_nothing(db):
-    Site.objects.create(
-        slug="a",
-        title="A",
-        owner_email="a@example.com",
-        theme_name="t",
-        theme_colour="#000000",
-        image=V1,
-        status=Site.Status.LIVE,
-        hold_reason="audit",
-    )
-    Site.objects.create(
-        slug="b",
-        title="B",
-        owner_email="b@example.com",
-        theme_name="t",
-        theme_colour="#000000",
-        image=V1,
-        status=Site.Status.LIVE,
-    )
+    site_row("a", image=V1, hold_reason="audit")
+    site_row("b", image=V1)
     out = call("fleet_upgrade", "--image", V2, "--all", "--dry-run")
     assert "dry run: 1 sites" in out and "wave 1: 1 sites: b" in out
     assert "left out a: on hold: audit" in out

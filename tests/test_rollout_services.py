@@ -13,27 +13,15 @@ from rollouts import selectors, services
 from rollouts.models import Rollout, RolloutTarget
 from sites.models import Site
 from subscribie_admin.schedules import ensure_schedules
+from tests.fixtures.rollouts import site_row
 
 V1 = "subscribie/subscribie:v1"
 V2 = "subscribie/subscribie:v2"
 
 
 def make_sites(n: int, *, image: str = V1, canary=(), **overrides) -> list[Site]:
-    sites = [
-        Site.objects.create(
-            slug=f"s-{i:03d}",
-            title=f"S{i}",
-            owner_email="o@example.com",
-            theme_name="jesmond",
-            theme_colour="#000000",
-            image=image,
-            status=Site.Status.LIVE,
-            canary=f"s-{i:03d}" in canary,
-            **overrides,
-        )
-        for i in range(n)
-    ]
-    return sites
+    slugs = [f"s-{i:03d}" for i in range(n)]
+    return [site_row(slug, image=image, canary=slug in canary, **overrides) for slug in slugs]
 
 
 @pytest.fixture

@@ -38,8 +38,17 @@ class Command(BaseCommand):
         which.add_argument("--all", action="store_true", help="the whole fleet")
         which.add_argument("--sites", help="comma-separated slugs")
         parser.add_argument("--waves", default=services.DEFAULT_WAVES)
-        parser.add_argument("--max-failures", default="0", help="a count (5) or percentage (10%%)")
-        parser.add_argument("--wave-timeout", type=int, default=900, help="seconds per wave")
+        parser.add_argument(
+            "--max-failures",
+            default=services.DEFAULT_MAX_FAILURES,
+            help="a count (5) or percentage (10%%)",
+        )
+        parser.add_argument(
+            "--wave-timeout",
+            type=int,
+            default=services.DEFAULT_WAVE_TIMEOUT,
+            help="seconds per wave",
+        )
         parser.add_argument("--no-auto-revert", action="store_true")
         parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         parser.add_argument("--wait", action="store_true", help="follow with a progress bar")
