@@ -186,6 +186,12 @@ class RolloutAdmin(admin.ModelAdmin):
                 view(self.control_view),
                 name="rollouts_rollout_control",
             ),
+            path(
+                "<int:rollout_id>/skip/<int:target_id>/",
+                view(self.skip_view),
+                name="rollouts_rollout_skip",
+            ),
+            path("upgrade-all/", view(self.upgrade_all_view), name="rollouts_rollout_upgrade_all"),
             *super().get_urls(),
         ]
 
@@ -253,6 +259,30 @@ class RolloutAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(self._detail_url(result))
         messages.success(request, f"Rollout #{rollout.pk}: {result.status}.")
         return HttpResponseRedirect(self._detail_url(rollout))
+
+    def skip_view(self, request: HttpRequest, rollout_id: int, target_id: int) -> HttpResponse:
+        return require_POST(self._skip)(request, rollout_id, target_id)
+
+    def _skip(self, request: HttpRequest, rollout_id: int, target_id: int) -> HttpResponse:
+        """Skip one site of a rollout: never patched (pending) or no longer awaited (waiting)."""
+        if not request.user.has_perm("rollouts.control_rollout"):
+            raise PermissionDenied
+        target = get_object_or_404(
+            RolloutTarget.objects.select_related("site", "rollout"),
+            pk=target_id,
+            rollout_id=rollout_id,
+        )
+        try:
+            services.rollout_skip_target(target=target, actor=request.user)
+        except services.RolloutError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{target.site.slug} skipped.")
+        return HttpResponseRedirect(self._detail_url(target.rollout))
+
+    def upgrade_all_view(self, request: HttpRequest) -> HttpResponse:
+        """Start the whole-fleet upgrade flow without ticking sites in the Site list."""
+        return UPGRADE.open(request) or self._no_selection(request)
 
     @staticmethod
     def _detail_url(rollout: Rollout) -> str:

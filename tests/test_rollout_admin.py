@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from rollouts import services
-from rollouts.models import Rollout
+from rollouts.models import Rollout, RolloutTarget
 from sites.models import Site
 from tests.fixtures.rollouts import site_row
 
@@ -112,3 +112,31 @@ def test_detail_and_list_use_a_constant_number_of_queries(
     page = admin_client.get(reverse("admin:rollouts_rollout_changelist"))
     assert page.status_code == 200 and b"rollout-progress" in page.content
     assert admin_client.get("/admin/rollouts/rollout/add/").status_code == 403
+
+
+def test_whole_fleet_link_and_skip_button(admin_client, live_sites, cluster, django_user_model):
+    sites = live_sites(3)
+    page = admin_client.get(reverse("admin:sites_site_changelist"))
+    link = reverse("admin:rollouts_rollout_upgrade_all")
+    assert link.encode() in page.content
+    form = admin_client.get(link, follow=True)
+    assert form.status_code == 200 and b"Upgrade all sites" in form.content
+
+    rollout = services.rollout_create(sites=sites, image="subscribie/subscribie:v9", actor="t")
+    services.rollout_start(rollout=rollout, actor="t", enqueue=False)
+    target = rollout.targets.get(site__slug="site-0002")
+    skip = reverse("admin:rollouts_rollout_skip", args=[rollout.pk, target.pk])
+    detail = admin_client.get(reverse("admin:rollouts_rollout_change", args=[rollout.pk]))
+    assert skip.encode() in detail.content
+    assert admin_client.get(skip).status_code == 405  # POST only
+    viewer = django_user_model.objects.create_user("viewer", password="pw-viewer-1", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_rollout"))
+    client = Client()
+    client.force_login(viewer)
+    assert client.post(skip).status_code == 403
+    target.refresh_from_db()
+    assert target.status == RolloutTarget.Status.PENDING
+    admin_client.post(skip)
+    target.refresh_from_db()
+    assert target.status == RolloutTarget.Status.SKIPPED
+    assert AuditEvent.objects.filter(action="target.skipped", site=target.site).exists()
