@@ -74,8 +74,12 @@ class Api:
         self.store = store
 
     # -- reads -------------------------------------------------------------------------
+    def _stored(self, rt: ResourceType, ns: str, name: str) -> Obj | None:
+        """The stored object, or None; cluster-scoped types ignore ``ns``."""
+        return self.store.get(rt.key, ns if rt.namespaced else "", name)
+
     def get(self, rt: ResourceType, ns: str, name: str) -> Obj:
-        obj = self.store.get(rt.key, ns if rt.namespaced else "", name)
+        obj = self._stored(rt, ns, name)
         if obj is None:
             raise not_found(rt.plural, rt.group, name)
         return obj
@@ -105,7 +109,7 @@ class Api:
             rv = str(self.store.resource_version)
             pinned = field_selector_name(field_selector)
             if pinned is not None and ns is not None:
-                one = self.store.get(rt.key, ns if rt.namespaced else "", pinned)
+                one = self._stored(rt, ns, pinned)
                 candidates = [one] if one is not None else []
             else:
                 candidates = list(self.store.iter(rt.key, ns if rt.namespaced else None))
@@ -169,11 +173,11 @@ class Api:
             if not meta.get("name"):
                 for _ in range(20):
                     candidate = meta["generateName"] + random_suffix()
-                    if self.store.get(rt.key, ns if rt.namespaced else "", candidate) is None:
+                    if self._stored(rt, ns, candidate) is None:
                         meta["name"] = candidate
                         break
             name = meta["name"]
-            if self.store.get(rt.key, ns if rt.namespaced else "", name) is not None:
+            if self._stored(rt, ns, name) is not None:
                 raise already_exists(rt.plural, rt.group, name)
             obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
             for k in ("resourceVersion", "deletionTimestamp", "selfLink"):
@@ -314,7 +318,7 @@ class Api:
             raise bad_request("the body of the request must be a JSON object")
         self._check_kind(rt, body)
         with self.store.lock:
-            old = self.store.get(rt.key, ns if rt.namespaced else "", name)
+            old = self._stored(rt, ns, name)
             if old is None:
                 if subresource is None and not internal:
                     body.setdefault("metadata", {}).setdefault("name", name)
@@ -352,7 +356,7 @@ class Api:
         force: bool = False,
     ) -> Obj:
         with self.store.lock:
-            old = self.store.get(rt.key, ns if rt.namespaced else "", name)
+            old = self._stored(rt, ns, name)
             if patch_type == "apply":
                 return self._apply(rt, ns, name, old, patch, subresource, dry_run, manager, force)
             if old is None:

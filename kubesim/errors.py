@@ -47,31 +47,24 @@ def _qualified(kind_plural: str, group: str) -> str:
     return f"{kind_plural}.{group}" if group else kind_plural
 
 
+def _about(code: int, reason: str, message: str, plural: str, group: str, name: str) -> ApiError:
+    """An error about one named object (its ``details`` name the object, as the API's do)."""
+    return ApiError(code, reason, message, {"name": name, "group": group, "kind": plural})
+
+
 def not_found(plural: str, group: str, name: str) -> ApiError:
-    return ApiError(
-        404,
-        "NotFound",
-        f'{_qualified(plural, group)} "{name}" not found',
-        {"name": name, "group": group, "kind": plural},
-    )
+    what = _qualified(plural, group)
+    return _about(404, "NotFound", f'{what} "{name}" not found', plural, group, name)
 
 
 def already_exists(plural: str, group: str, name: str) -> ApiError:
-    return ApiError(
-        409,
-        "AlreadyExists",
-        f'{_qualified(plural, group)} "{name}" already exists',
-        {"name": name, "group": group, "kind": plural},
-    )
+    what = _qualified(plural, group)
+    return _about(409, "AlreadyExists", f'{what} "{name}" already exists', plural, group, name)
 
 
 def conflict(plural: str, group: str, name: str, why: str) -> ApiError:
-    return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {_qualified(plural, group)} "{name}": {why}',
-        {"name": name, "group": group, "kind": plural},
-    )
+    message = f'Operation cannot be fulfilled on {_qualified(plural, group)} "{name}": {why}'
+    return _about(409, "Conflict", message, plural, group, name)
 
 
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:

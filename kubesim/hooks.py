@@ -154,6 +154,11 @@ class Faults:
         return self._store.cut_watches()
 
 
+def _same_resource(logged: str, resource: str) -> bool:
+    """``deployments`` matches ``deployments`` and its subresources (``deployments/scale``)."""
+    return logged == resource or logged.split("/", 1)[0] == resource
+
+
 @dataclass
 class Requests:
     """A snapshot of the request log: counts by (verb, resource, namespace, name)."""
@@ -172,7 +177,7 @@ class Requests:
             n
             for (v, r, ns, nm), n in self.counts.items()
             if (verb is None or v == verb)
-            and (resource is None or r == resource or r.split("/", 1)[0] == resource)
+            and (resource is None or _same_resource(r, resource))
             and (name is None or nm == name)
             and (namespace is None or ns == namespace)
         )
@@ -183,7 +188,7 @@ class Requests:
         for (v, r, ns, nm), n in self.counts.items():
             if (
                 v == verb
-                and (r == resource or r.split("/", 1)[0] == resource)
+                and _same_resource(r, resource)
                 and nm
                 and (namespace is None or ns == namespace)
             ):

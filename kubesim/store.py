@@ -223,6 +223,13 @@ class Store:
                     n += 1
             return n
 
-    def open_watches(self) -> int:
+    def open_watches(self, type_key: str | None = None, namespace: str | None = None) -> int:
+        """Open watch streams, optionally only those of one type and/or one namespace."""
         with self.lock:
-            return sum(len(v) for v in self._watchers.values())
+            return sum(
+                1
+                for key, lst in self._watchers.items()
+                if type_key is None or key == type_key
+                for w in lst
+                if namespace is None or w.namespace == namespace
+            )

@@ -71,6 +71,20 @@ def site_deployment(
     }
 
 
+def wait_rolled_out(apps: Any, ns: str, name: str, timeout: float = 10.0) -> Any:
+    """Poll until the Deployment is rolled out (``kubectl rollout status``'s test).
+
+    Generation, spec and status come from one read, so a status written before the
+    controller observed the latest spec change never counts.
+    """
+
+    def check() -> Any:
+        d = apps.read_namespaced_deployment(name, ns)
+        return d if rolled_out(d.status, d.metadata.generation, d.spec.replicas) else None
+
+    return wait_for(check, timeout, what=f"{ns}/{name} rolled out")
+
+
 def rolled_out(status: Any, generation: int, replicas: int) -> bool:
     """kubectl rollout status's success test, on a client-model or dict status."""
     get = (

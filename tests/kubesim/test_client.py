@@ -14,16 +14,6 @@ from kubesim import KubeSim
 from .support import site_deployment, wait_for
 
 
-@pytest.fixture
-def apps(kube_api_client: client.ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(kube_api_client)
-
-
-@pytest.fixture
-def core(kube_api_client: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api_client)
-
-
 def test_discovery_and_version(kubesim: KubeSim, kube_api_client: client.ApiClient) -> None:
     version = client.VersionApi(kube_api_client).get_code()
     assert version.major == "1" and version.git_version.startswith("v1.")

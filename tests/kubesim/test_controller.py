@@ -4,34 +4,13 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from kubernetes import client
 
 from kubesim import KubeSim
 
-from .support import rolled_out, site_deployment, wait_for
+from .support import rolled_out, site_deployment, wait_for, wait_rolled_out
 
 REVISION = "deployment.kubernetes.io/revision"
-
-
-@pytest.fixture
-def apps(kube_api_client: client.ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(kube_api_client)
-
-
-@pytest.fixture
-def core(kube_api_client: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api_client)
-
-
-def wait_rolled_out(
-    apps: client.AppsV1Api, ns: str, name: str, timeout: float = 10.0
-) -> client.V1Deployment:
-    def check() -> client.V1Deployment | None:
-        d = apps.read_namespaced_deployment(name, ns)
-        return d if rolled_out(d.status, d.metadata.generation, d.spec.replicas) else None
-
-    return wait_for(check, timeout, what=f"{ns}/{name} rolled out")
 
 
 def set_image(
@@ -237,6 +216,9 @@ def test_revision_history_limit_and_scale_to_zero(
     body = site_deployment("hist")
     body["spec"]["revisionHistoryLimit"] = 1
     apps.create_namespaced_deployment(kube_namespace, body)
+    # Revision 1 is the created template only once the controller has seen it: patch before
+    # that and the first ReplicaSet is img:v1's, leaving revisions [2, 3] below.
+    wait_rolled_out(apps, kube_namespace, "hist")
     for tag in ("v1", "v2", "v3"):
         set_image(apps, kube_namespace, "hist", f"img:{tag}")
         wait_rolled_out(apps, kube_namespace, "hist")

@@ -18,14 +18,9 @@ from kubernetes.client.rest import ApiException
 
 from kubesim import KubeSim
 
-from .support import site_deployment, wait_for
+from .support import site_deployment, wait_for, wait_rolled_out
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def apps(kube_api_client: client.ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(kube_api_client)
 
 
 def test_fault_status_codes_and_retry_after(
@@ -98,7 +93,11 @@ def test_cut_watch_streams(
 
     t = threading.Thread(target=consume, daemon=True)
     t.start()
-    wait_for(lambda: kubesim.store.open_watches() >= 1, what="watch open")
+    # This test's own watch: a stream another test left open (kubectl's, say) must not count,
+    # or the cut below can land before this one is registered.
+    wait_for(
+        lambda: kubesim.store.open_watches("configmaps", kube_namespace) >= 1, what="watch open"
+    )
     assert kubesim.faults.cut_watches() >= 1
     assert ended.wait(5), "the watch stream should end when cut"
 
@@ -152,17 +151,9 @@ def test_availability_ledger_records_dips(
             }
         },
     )
-    wait_for(
-        lambda: (
-            apps.read_namespaced_deployment("dip", kube_namespace).status.updated_replicas == 1
-            and (
-                apps.read_namespaced_deployment("dip", kube_namespace).status.available_replicas
-                or 0
-            )
-            == 1
-        ),
-        what="rolled",
-    )
+    # Not just updatedReplicas == availableReplicas == 1: the status from before the controller
+    # observed the patch says exactly that too.
+    wait_rolled_out(apps, kube_namespace, "dip")
     assert kubesim.availability(kube_namespace)[key] == 0
 
 

@@ -195,6 +195,10 @@ def test_rollout_status_fails_on_a_broken_image(target: Target) -> None:
     ).stdout
     assert available == "1"
     target.kubectl("rollout", "undo", "deployment/fragile")
+    # The controller's first sync after the undo still reports ProgressDeadlineExceeded (at the
+    # new observedGeneration: the broken pod is only being scaled down), and rollout status
+    # watching from before that sync fails on it. Wait for the condition to turn True first.
+    target.kubectl("wait", "deployment/fragile", "--for=condition=Progressing", "--timeout=60s")
     target.kubectl("rollout", "status", "deployment/fragile", "--timeout=60s")
 
 
