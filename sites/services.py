@@ -28,7 +28,7 @@ from cluster.manifests import ClusterSettings, SiteSpec, secret_manifest, site_m
 from cluster.status import DeploymentSnapshot
 from sites.leases import lease_acquire, lease_release
 from sites.models import Signup, Site
-from sites.sync import _taken_domains, _taken_names, apply_validation
+from sites.sync import ClaimedNames, apply_validation
 
 logger = logging.getLogger(__name__)
 
@@ -163,9 +163,8 @@ def signup_revalidate(*, signup: Signup, actor: Actor, site_name: str = "") -> S
         doc = dict(signup.raw)
         if site_name:
             doc["site_name"] = site_name
-        exclude = {signup.couch_id}
         before = signup.status
-        apply_validation(signup, doc, taken=_taken_names(exclude), domains=_taken_domains(exclude))
+        apply_validation(signup, doc, claimed=ClaimedNames.load(exclude=[signup.couch_id]))
         signup.save()
         audit.record(
             action="signup.revalidate",

@@ -13,7 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 import audit
+from sites.bulk_insert import insert_rows
 from sites.couchdb import Change, CouchDB, CouchDBError
 from sites.models import Signup, Site, SyncCheckpoint
 from sites.validation import validate_signup
@@ -99,12 +100,13 @@ def signups_sync(
     summary = SyncSummary(checkpoint=checkpoint.last_seq)
     try:
         since = checkpoint.last_seq
+        claimed = ClaimedNames.load()
         while True:
             batch = client.changes(since=since, limit=batch_size)
             if not batch.results:
                 break
             with transaction.atomic():
-                _store_batch(batch.results, summary)
+                _store_batch(batch.results, summary, claimed)
                 # Compare-and-swap on our lease: a sync whose lease expired must not move
                 # the checkpoint under a newer one.
                 moved = SyncCheckpoint.objects.filter(pk=checkpoint.pk, locked_by=token).update(
@@ -124,37 +126,49 @@ def signups_sync(
     return summary
 
 
-def _taken_names(exclude: set[str]) -> set[str]:
-    """Names already claimed by a site or by another pending/approved signup."""
-    names = set(Site.objects.values_list("slug", flat=True))
-    names.update(
-        Signup.objects.filter(status__in=[Signup.Status.PENDING, Signup.Status.APPROVED])
-        .exclude(couch_id__in=exclude)
-        .exclude(requested_name="")
-        .values_list("requested_name", flat=True)
-    )
-    return names
+@dataclass
+class ClaimedNames:
+    """Site names and custom domains already claimed by a site or a pending/approved signup.
+
+    Read once per sync (two queries) and kept current as signups are validated, released
+    (re-validated, withdrawn) or added, so a large import does not re-read it per batch.
+    """
+
+    names: set[str]
+    domains: set[str]
+
+    @classmethod
+    def load(cls, *, exclude: Iterable[str] = ()) -> ClaimedNames:
+        """Everything claimed, except by the signups with the CouchDB ids in ``exclude``."""
+        live = Signup.objects.filter(
+            status__in=[Signup.Status.PENDING, Signup.Status.APPROVED]
+        ).exclude(couch_id__in=list(exclude))
+        names = set(Site.objects.values_list("slug", flat=True))
+        names.update(live.exclude(requested_name="").values_list("requested_name", flat=True))
+        domains = set(
+            Site.objects.exclude(custom_domain="").values_list("custom_domain", flat=True)
+        )
+        domains.update(live.exclude(custom_domain="").values_list("custom_domain", flat=True))
+        return cls(names, domains)
+
+    def release(self, signup: Signup) -> None:
+        """Forget what ``signup`` claimed (before re-validating it, or when it is withdrawn)."""
+        if signup.status in (Signup.Status.PENDING, Signup.Status.APPROVED):
+            self.names.discard(signup.requested_name)
+            self.domains.discard(signup.custom_domain)
 
 
-def _taken_domains(exclude: set[str]) -> set[str]:
-    domains = set(Site.objects.exclude(custom_domain="").values_list("custom_domain", flat=True))
-    domains.update(
-        Signup.objects.filter(status__in=[Signup.Status.PENDING, Signup.Status.APPROVED])
-        .exclude(couch_id__in=exclude)
-        .exclude(custom_domain="")
-        .values_list("custom_domain", flat=True)
-    )
-    return domains
+def apply_validation(signup: Signup, doc: dict[str, Any], *, claimed: ClaimedNames):
+    """Fill the signup's validated fields (or reasons) from ``doc``; returns the result.
 
-
-def apply_validation(signup: Signup, doc: dict[str, Any], *, taken: set[str], domains: set[str]):
-    """Fill the signup's validated fields (or reasons) from ``doc``; returns the result."""
+    A valid signup's name and domain are added to ``claimed``.
+    """
     result = validate_signup(
         doc,
         base_domain=settings.SITES_BASE_DOMAIN,
         extra_reserved=settings.SITES_RESERVED_NAMES,
-        taken_names=taken,
-        taken_domains=domains,
+        taken_names=claimed.names,
+        taken_domains=claimed.domains,
     )
     company = doc.get("company") if isinstance(doc.get("company"), dict) else {}
     name = company.get("name") if isinstance(company, dict) else None
@@ -169,9 +183,9 @@ def apply_validation(signup: Signup, doc: dict[str, Any], *, taken: set[str], do
         signup.custom_domain = valid.custom_domain or ""
         signup.theme_name = valid.theme_name
         signup.theme_colour = valid.theme_colour
-        taken.add(valid.slug)
+        claimed.names.add(valid.slug)
         if valid.custom_domain:
-            domains.add(valid.custom_domain)
+            claimed.domains.add(valid.custom_domain)
     else:
         signup.status = Signup.Status.REJECTED
         signup.reasons = list(result.reasons)
@@ -186,15 +200,13 @@ def _is_own_echo(signup: Signup, doc: dict[str, Any]) -> bool:
     )
 
 
-def _store_batch(changes: list[Change], summary: SyncSummary) -> None:
+def _store_batch(changes: list[Change], summary: SyncSummary, claimed: ClaimedNames) -> None:
     """Upsert one batch with a constant number of queries (bulk create/update)."""
     # The feed may list a document twice in one batch on some servers: keep the last.
     latest: dict[str, Change] = {change.id: change for change in changes}
     summary.unchanged += len(changes) - len(latest)
     ids = set(latest)
     existing = {s.couch_id: s for s in Signup.objects.filter(couch_id__in=ids)}
-    taken = _taken_names(exclude=ids)
-    domains = _taken_domains(exclude=ids)
     to_create: list[Signup] = []
     to_update: list[Signup] = []
     for doc_id, change in latest.items():
@@ -207,6 +219,7 @@ def _store_batch(changes: list[Change], summary: SyncSummary) -> None:
                 summary.unchanged += 1
                 continue
             else:
+                claimed.release(signup)
                 signup.status = Signup.Status.WITHDRAWN
                 to_update.append(signup)
             signup.couch_rev = change.rev or ""
@@ -219,7 +232,7 @@ def _store_batch(changes: list[Change], summary: SyncSummary) -> None:
             continue
         if signup is None:
             signup = Signup(couch_id=doc_id, couch_rev=rev, raw=doc)
-            apply_validation(signup, doc, taken=taken, domains=domains)
+            apply_validation(signup, doc, claimed=claimed)
             to_create.append(signup)
             if signup.status == Signup.Status.REJECTED:
                 summary.rejected += 1
@@ -233,10 +246,11 @@ def _store_batch(changes: list[Change], summary: SyncSummary) -> None:
         else:
             signup.raw = doc
             signup.writeback = Signup.WriteBack.NONE
-            apply_validation(signup, doc, taken=taken, domains=domains)
+            claimed.release(signup)
+            apply_validation(signup, doc, claimed=claimed)
         to_update.append(signup)
         summary.updated += 1
-    Signup.objects.bulk_create(to_create, batch_size=500)
+    insert_rows(Signup, to_create)
     if to_update:
         Signup.objects.bulk_update(
             to_update,

@@ -174,3 +174,17 @@ def test_command_prints_summary(feed):
     assert line.startswith("imported 3, updated 0, rejected 1, withdrawn 0")
     assert "checkpoint" in line
     assert not Site.objects.exists()
+
+
+def test_names_freed_by_renames_and_withdrawals_can_be_claimed_in_the_same_run(feed):
+    feed.bulk_docs([doc(1), doc(2)])
+    signups_sync(client=feed)
+    feed.update("doc-001", lambda d: d.update(site_name="renamed-shop"))  # frees "shop-1"
+    feed.delete("doc-002", feed.get("doc-002")["_rev"])  # frees "shop-2"
+    feed.bulk_docs([doc(3, site_name="shop-1"), doc(4, site_name="shop-2")])
+    signups_sync(client=feed, batch_size=2)
+    names = dict(Signup.objects.values_list("couch_id", "requested_name"))
+    statuses = dict(Signup.objects.values_list("couch_id", "status"))
+    assert names["doc-001"] == "renamed-shop" and statuses["doc-002"] == "withdrawn"
+    assert (names["doc-003"], statuses["doc-003"]) == ("shop-1", "pending")
+    assert (names["doc-004"], statuses["doc-004"]) == ("shop-2", "pending")
