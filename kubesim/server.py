@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import discovery, openapi
+from . import discovery, openapi, tables
 from .api import PATCH_TYPES, now_iso
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media_type
 from .resources import BY_GV, ResourceType
@@ -282,7 +282,10 @@ class Handler(BaseHTTPRequestHandler):
         if verb == "get":
             if sub == "scale":
                 return 200, dumps(api.get_scale(rt, ns, name or ""))
-            return 200, store.encode(api.get(rt, ns, name or ""))
+            obj = api.get(rt, ns, name or "")
+            if sub is None and (tv := self._table_version()) is not None:
+                return 200, tables.encode(rt, [obj], tv, query.get("includeObject"))
+            return 200, store.encode(obj)
         if verb == "list":
             return 200, self._list_body(route, query)
         if verb == "watch":
@@ -416,8 +419,19 @@ class Handler(BaseHTTPRequestHandler):
             limit,
             query.get("continue") or None,
         )
+        if (tv := self._table_version()) is not None:
+            meta: dict[str, Any] = {"resourceVersion": rv}
+            if token:
+                meta["continue"] = token
+                if remaining is not None:
+                    meta["remainingItemCount"] = remaining
+            return tables.encode(route.rt, items, tv, query.get("includeObject"), meta)
         encode = api.store.encode
         return self._list_bytes(route.rt, [encode(o) for o in items], rv, token, remaining)
+
+    def _table_version(self) -> str | None:
+        """Server-side printing (kubectl get): the Table version asked for; kubesim/tables.py."""
+        return tables.requested_table(self.headers.get("Accept"))
 
     @staticmethod
     def _list_bytes(
@@ -447,6 +461,9 @@ class Handler(BaseHTTPRequestHandler):
             float(query["timeoutSeconds"]) if query.get("timeoutSeconds", "").isdigit() else 1800.0
         )
         deadline = time.monotonic() + timeout
+        table_version = self._table_version()
+        if table_version is not None:  # a bad includeObject fails before the stream starts
+            include = tables.check_include_object(query.get("includeObject"))
 
         def matches(obj: dict[str, Any]) -> bool:
             return (lmatch is None or lmatch(obj["metadata"].get("labels") or {})) and (
@@ -476,6 +493,9 @@ class Handler(BaseHTTPRequestHandler):
             def emit(etype: str, data: bytes) -> None:
                 line = b'{"type":"' + etype.encode() + b'","object":' + data + b"}\n"
                 self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+
+            if table_version is not None:
+                emit = tables.watch_emitter(emit, rt, table_version, include)
 
             def bookmark(initial_end: bool = False) -> None:
                 meta: dict[str, Any] = {"resourceVersion": str(last_rv)}
