@@ -15,7 +15,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -129,18 +128,7 @@ class RolloutAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # Counts for the progress column come from one aggregate query for the whole page.
-        done = ("succeeded", "skipped", "reverted")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                n_total=Count("targets"),
-                n_done=Count("targets", filter=Q(targets__status__in=done)),
-                n_failed=Count(
-                    "targets", filter=Q(targets__status__in=("failed", "revert_failed"))
-                ),
-            )
-        )
+        return selectors.with_target_counts(super().get_queryset(request))
 
     @admin.display(description="image")
     def target(self, rollout: Rollout) -> str:

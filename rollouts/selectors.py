@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Q, QuerySet
 
 from rollouts.models import Rollout, RolloutTarget
 
@@ -136,6 +136,19 @@ def progress_by_rollout(rollout_ids: Iterable[int]) -> dict[int, dict[str, int]]
     for rollout_id, status, n in rows:
         result[rollout_id][status] = n
     return dict(result)
+
+
+DONE_STATUSES = ("succeeded", "skipped", "reverted")
+FAILED_STATUSES = ("failed", "revert_failed")
+
+
+def with_target_counts(rollouts: QuerySet[Rollout]) -> QuerySet[Rollout]:
+    """Annotate ``n_total``, ``n_done`` and ``n_failed`` (one aggregate query for a page)."""
+    return rollouts.annotate(
+        n_total=Count("targets"),
+        n_done=Count("targets", filter=Q(targets__status__in=DONE_STATUSES)),
+        n_failed=Count("targets", filter=Q(targets__status__in=FAILED_STATUSES)),
+    )
 
 
 def rollout_targets(rollout: Rollout):

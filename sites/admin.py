@@ -19,7 +19,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -31,7 +31,7 @@ from rollouts.admin_actions import (
     upgrade_all_sites,
     upgrade_selected_sites,
 )
-from sites import services
+from sites import selectors, services
 from sites.models import Signup, Site
 
 # Fleet upgrade / rollback flows, contributed by the rollouts app.
@@ -601,27 +601,15 @@ class SiteAdmin(FleetModelAdmin):
     # -- overview --
 
     def fleet_overview(self) -> dict[str, Any]:
-        """Counts by status and by image: one aggregate query each."""
-        by_status = dict(
-            Site.objects.order_by()
-            .values("status")
-            .annotate(n=Count("pk"))
-            .values_list("status", "n")
-        )
+        """The selector's counts, with the status badges the list uses."""
+        overview = selectors.fleet_overview()
         statuses = [
-            {"value": value, "label": label, "count": by_status.get(value, 0)}
-            for value, label in Site.Status.choices
-        ]
-        for row in statuses:
-            row["badge"] = badge(row["value"], row["label"], SITE_COLOURS[row["value"]])
-        images = list(
-            Site.objects.exclude(status=Site.Status.DELETED)
-            .order_by()
-            .values("image")
-            .annotate(count=Count("pk"))
-            .order_by("-count", "image")
-        )
-        return {"statuses": statuses, "images": images, "total": sum(by_status.values())}
+            {"value": value, "label": label, "count": count,
+             "badge": badge(value, label, SITE_COLOURS[value])}
+            for value, label, count in overview.statuses
+        ]  # fmt: skip
+        images = [{"image": image, "count": count} for image, count in overview.images]
+        return {"statuses": statuses, "images": images, "total": overview.total}
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         extra_context = {**(extra_context or {}), "fleet_overview": self.fleet_overview()}

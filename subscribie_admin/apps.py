@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 
 
 class SubscribieAdminConfig(AppConfig):
@@ -9,3 +10,9 @@ class SubscribieAdminConfig(AppConfig):
 
     def ready(self) -> None:
         from subscribie_admin import checks  # noqa: F401  (registers the checks)
+
+
+class FleetAdminConfig(AdminConfig):
+    """Django's admin with the fleet dashboard site (subscribie_admin/admin_site.py)."""
+
+    default_site = "subscribie_admin.admin_site.FleetAdminSite"

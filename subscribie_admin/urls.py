@@ -9,10 +9,6 @@ def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
-admin.site.site_header = "Subscribie fleet admin"
-admin.site.site_title = "Subscribie fleet admin"
-admin.site.index_title = "Fleet"
-
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz),

@@ -1,0 +1,46 @@
+"""The admin site: Django's, with a fleet dashboard on its index page."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+
+class FleetAdminSite(admin.AdminSite):
+    site_header = "Subscribie fleet admin"
+    site_title = "Subscribie fleet admin"
+    index_title = "Fleet"
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None):
+        return super().index(request, {**(extra_context or {}), **dashboard(request)})
+
+
+def dashboard(request: HttpRequest) -> dict:
+    """Fleet state, active rollouts and recent errors, each only for users who may see it.
+
+    A constant number of queries whatever the fleet size.
+    """
+    from audit.models import AuditEvent
+    from rollouts import selectors as rollout_selectors
+    from rollouts.admin import progress_bar
+    from rollouts.models import Rollout
+    from sites import selectors as site_selectors
+
+    user = request.user
+    context: dict = {}
+    if user.has_perm("sites.view_site"):
+        context["fleet"] = site_selectors.fleet_overview()
+    if user.has_perm("rollouts.view_rollout"):
+        active = rollout_selectors.with_target_counts(
+            Rollout.objects.filter(status__in=Rollout.ACTIVE_STATUSES).order_by("-created_at")
+        )[:10]
+        context["active_rollouts"] = [
+            (rollout, progress_bar(rollout.n_done + rollout.n_failed, rollout.n_failed,
+                                   rollout.n_total), rollout.n_done + rollout.n_failed)
+            for rollout in active
+        ]  # fmt: skip
+    if user.has_perm("audit.view_auditevent"):
+        context["recent_errors"] = list(
+            AuditEvent.objects.filter(result=AuditEvent.Result.ERROR).order_by("-created_at")[:8]
+        )
+    return context
