@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from .api import Api, clone, now_iso, random_suffix
+from .api import Api, random_suffix
 from .errors import ApiError
 from .resources import DEPLOYMENTS, PODS, REPLICASETS
 from .store import Obj
@@ -47,32 +47,60 @@ _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 Key = tuple[str, str]  # (namespace, name)
 
 
+_FNV_PRIME = 0x01000193
+
+
 def fnv32a(data: bytes) -> int:
+    """FNV-1a, 32 bits.
+
+    Four bytes per step, masking once: xor and multiply only carry upwards, so the low 32 bits
+    come out the same as masking after every byte (and the loop costs a quarter as many turns).
+    """
+    p = _FNV_PRIME
     h = 0x811C9DC5
-    for b in data:
-        h ^= b
-        h = (h * 0x01000193) & 0xFFFFFFFF
+    cut = len(data) - len(data) % 4
+    it = iter(data[:cut])
+    for a, b, c, d in zip(it, it, it, it, strict=False):
+        h = (((((h ^ a) * p ^ b) * p ^ c) * p ^ d) * p) & 0xFFFFFFFF
+    for b in data[cut:]:
+        h = ((h ^ b) * p) & 0xFFFFFFFF
     return h
 
 
 def template_hash(template: dict[str, Any], collision_count: int = 0) -> str:
     """Stable pod-template-hash (FNV-32a, then SafeEncodeString like the real controller)."""
-    t = clone(template)
-    labels = (t.get("metadata") or {}).get("labels")
-    if labels:
-        labels.pop(HASH_LABEL, None)
-    data = json.dumps(t, sort_keys=True, separators=(",", ":")).encode()
+    data = json.dumps(_without_hash(template), sort_keys=True, separators=(",", ":")).encode()
     if collision_count:
         data += str(collision_count).encode()
     return "".join(_SAFE_ALPHABET[b % len(_SAFE_ALPHABET)] for b in str(fnv32a(data)).encode())
 
 
 def _without_hash(template: dict[str, Any] | None) -> Any:
-    t = clone(template or {})
-    labels = (t.get("metadata") or {}).get("labels")
-    if isinstance(labels, dict):
-        labels.pop(HASH_LABEL, None)
+    """``template`` minus its pod-template-hash label, for comparing and hashing only.
+
+    Shares structure with ``template`` (stored objects are immutable): only the path down to
+    the labels is copied, and only when there is a hash label to drop.
+    """
+    t = template or {}
+    meta = t.get("metadata")
+    if isinstance(meta, dict):
+        labels = meta.get("labels")
+        if isinstance(labels, dict) and HASH_LABEL in labels:
+            labels = {k: v for k, v in labels.items() if k != HASH_LABEL}
+            return {**t, "metadata": {**meta, "labels": labels}}
     return t
+
+
+def _with_status(obj: Obj, status: dict[str, Any]) -> Obj:
+    """A new version of stored ``obj`` with ``status`` replaced.
+
+    Copies only the top level and ``metadata`` (which the API layer stamps); everything else is
+    shared with ``obj``: stored objects are never mutated, so sharing is safe.
+    """
+    new = dict(obj)
+    new["metadata"] = dict(obj["metadata"])
+    new["status"] = status
+    return new
 
 
 def resolve(value: Any, total: int, round_up: bool) -> int:
@@ -126,13 +154,25 @@ def _st(rs: Obj, field: str) -> int:
     return (rs.get("status") or {}).get(field, 0) or 0
 
 
+_now_cache: tuple[int, str] = (0, "")
+
+
+def _now_iso() -> str:
+    """``api.now_iso()`` (whole seconds, UTC), formatted once per second."""
+    global _now_cache
+    second = int(time.time())
+    if _now_cache[0] != second:
+        _now_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _now_cache[1]
+
+
 def _cond(status: dict[str, Any], ctype: str) -> dict[str, Any] | None:
     return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), None)
 
 
 def _set_cond(status: dict[str, Any], ctype: str, cstatus: str, reason: str, message: str) -> None:
     """SetDeploymentCondition: same status+reason is a no-op; same status keeps transition time."""
-    now = now_iso()
+    now = _now_iso()
     cur = _cond(status, ctype)
     if cur is not None and cur["status"] == cstatus and cur.get("reason") == reason:
         return
@@ -171,6 +211,8 @@ class Controllers:
         self._timers: list[tuple[float, int, str, str, str]] = []
         self._seq = itertools.count()
         self._ready_at: dict[str, float] = {}  # pod uid -> wall time it became Ready
+        # (id(template), id(template)) -> (template, template, equal?); see _same_template.
+        self._template_cache: dict[tuple[int, int], tuple[Any, Any, bool]] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -227,7 +269,8 @@ class Controllers:
             self._dirty_d.add((ns, meta["name"]))
         else:
             return
-        self._wake.set()
+        if not self._wake.is_set():  # cheaper than set() when the loop is awake anyway
+            self._wake.set()
 
     def _schedule(self, due: float, kind: str, ns: str, name: str) -> None:
         with self.store.lock:
@@ -276,9 +319,8 @@ class Controllers:
         pod = self.store.get(PODS.key, ns, name)
         if pod is None or (pod.get("status") or {}).get("phase") not in (None, "Pending"):
             return
-        new = clone(pod)
-        now = now_iso()
-        containers = new["spec"].get("containers") or []
+        now = _now_iso()
+        containers = pod["spec"].get("containers") or []
         failing = [c for c in containers if self.image_fails(str(c.get("image", "")))]
         ready = not failing
         statuses = []
@@ -326,24 +368,56 @@ class Controllers:
                     + " ".join(str(c2.get("name")) for c2 in failing)
                     + "]"
                 )
-        new["status"] = {
-            "phase": "Running",
-            "conditions": conds,
-            "hostIP": "10.0.0.1",
-            "podIP": f"10.244.{hash(name) % 250}.{hash(ns + name) % 250 + 1}",
-            "startTime": pod["metadata"].get("creationTimestamp", now),
-            "containerStatuses": statuses,
-            "qosClass": "BestEffort",
-        }
+        new = _with_status(
+            pod,
+            {
+                "phase": "Running",
+                "conditions": conds,
+                "hostIP": "10.0.0.1",
+                "podIP": f"10.244.{hash(name) % 250}.{hash(ns + name) % 250 + 1}",
+                "startTime": pod["metadata"].get("creationTimestamp", now),
+                "containerStatuses": statuses,
+                "qosClass": "BestEffort",
+            },
+        )
         if ready:
             self._ready_at[pod["metadata"]["uid"]] = time.time()
-        self.api.update(PODS, ns, name, new, internal=True)
+        self._put_status(PODS, pod, new)
+
+    def _put_status(self, rt: Any, old: Obj, new: Obj) -> Obj:
+        """Store ``new``: the current ``old`` with only its status (and annotations) changed.
+
+        For such a write ``Api.update(internal=True)`` keeps every other field of ``old``, and
+        its defaulting, validation and no-op check cannot change or reject anything the stored
+        ``old`` already passed (callers only write when the status differs), so the result is
+        the same object at a fraction of the cost. If ``old`` is no longer the stored version,
+        ``Api.update`` answers 409 as before. Runs under the store lock (see :meth:`_guard`).
+        """
+        meta = old["metadata"]
+        ns, name = meta.get("namespace", ""), meta["name"]
+        if self.store.get(rt.key, ns, name) is not old:
+            return self.api.update(rt, ns, name, new, internal=True)
+        return self.store.put(rt.key, new)
 
     def pod_ready(self, pod: Obj) -> bool:
         return pod["metadata"]["uid"] in self._ready_at
 
     # -- ReplicaSets -------------------------------------------------------------------------
     def sync_replicaset(self, ns: str, name: str) -> None:
+        """Sync one ReplicaSet (caller holds the store lock).
+
+        The events of this sync's own writes (its pods created or deleted, its status) queue it
+        again; that second look would be a no-op, since this sync already counted those pods
+        and scheduled any timer it needs, so it is dropped unless the ReplicaSet was queued
+        before. Owners (the Deployment) are still queued by those events.
+        """
+        key = (ns, name)
+        queued = key in self._dirty_rs
+        self._sync_replicaset(ns, name)
+        if not queued:
+            self._dirty_rs.discard(key)
+
+    def _sync_replicaset(self, ns: str, name: str) -> None:
         rs = self.store.get(REPLICASETS.key, ns, name)
         if rs is None:
             return
@@ -390,13 +464,13 @@ class Controllers:
         if available:
             status["availableReplicas"] = available
         if status != rs.get("status"):
-            new = clone(rs)
-            new["status"] = status
-            self.api.update(REPLICASETS, ns, name, new, internal=True)
+            self._put_status(REPLICASETS, rs, _with_status(rs, status))
 
     def _create_pod(self, rs: Obj) -> Obj:
         meta = rs["metadata"]
-        template = clone(rs["spec"].get("template") or {})
+        # Shallow copies of what the pod changes or owns; the rest is shared with the
+        # (immutable, already defaulted) ReplicaSet template.
+        template = rs["spec"].get("template") or {}
         tmeta = template.get("metadata") or {}
         pod = {
             "apiVersion": "v1",
@@ -404,7 +478,7 @@ class Controllers:
             "metadata": {
                 "name": f"{meta['name']}-{random_suffix()}",
                 "namespace": meta["namespace"],
-                "labels": tmeta.get("labels") or {},
+                "labels": dict(tmeta.get("labels") or {}),
                 "ownerReferences": [
                     {
                         "apiVersion": "apps/v1",
@@ -416,26 +490,27 @@ class Controllers:
                     }
                 ],
             },
-            "spec": template.get("spec") or {},
+            "spec": dict(template.get("spec") or {}),
             "status": {
                 "phase": "Pending",
                 "conditions": [
-                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now_iso()}
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": _now_iso()}
                 ],
                 "qosClass": "BestEffort",
             },
         }
         if tmeta.get("annotations"):
-            pod["metadata"]["annotations"] = tmeta["annotations"]
+            pod["metadata"]["annotations"] = dict(tmeta["annotations"])
         pod["spec"]["nodeName"] = "kubesim-node"
         return self.api.create(PODS, meta["namespace"], pod, internal=True)
 
     def _scale_rs(self, rs: Obj, replicas: int, d: Obj) -> Obj:
         if _replicas(rs) == replicas:
             return rs
-        new = clone(rs)
-        new["spec"]["replicas"] = replicas
-        ann = new["metadata"].setdefault("annotations", {})
+        new = dict(rs)
+        new["spec"] = dict(rs["spec"], replicas=replicas)
+        new["metadata"] = dict(rs["metadata"])
+        ann = new["metadata"]["annotations"] = dict(rs["metadata"].get("annotations") or {})
         ann[DESIRED_REPLICAS] = str(d["spec"].get("replicas", 1))
         ann[MAX_REPLICAS] = str(d["spec"].get("replicas", 1) + self._surge(d))
         return self.api.update(
@@ -456,7 +531,8 @@ class Controllers:
             self.api.owned_by(d, REPLICASETS.key),
             key=lambda r: (r["metadata"].get("creationTimestamp", ""), r["metadata"]["name"]),
         )
-        status = clone(d.get("status") or {})
+        # Shallow: conditions are replaced (never edited in place) by _set_cond/_drop_cond.
+        status = dict(d.get("status") or {})
         annotations: dict[str, str] = dict(d["metadata"].get("annotations") or {})
         spec = d["spec"]
         paused = bool(spec.get("paused"))
@@ -500,10 +576,29 @@ class Controllers:
         return annotations
 
     def _find_new_rs(self, d: Obj, all_rs: list[Obj]) -> Obj | None:
-        want = _without_hash(d["spec"].get("template"))
-        matches = [r for r in all_rs if _without_hash(r["spec"].get("template")) == want]
+        want = d["spec"].get("template")
         # The oldest match wins, as in FindNewReplicaSet.
-        return matches[0] if matches else None
+        return next(
+            (r for r in all_rs if self._same_template(want, r["spec"].get("template"))), None
+        )
+
+    def _same_template(self, want: Any, have: Any) -> bool:
+        """Whether two pod templates are equal apart from the pod-template-hash label.
+
+        Memoised by object identity: stored objects are immutable and a template object survives
+        status and scale writes (they share it), so a Deployment synced again and again compares
+        each of its templates once. Entries hold their objects, so an id is never reused while
+        cached.
+        """
+        key = (id(want), id(have))
+        hit = self._template_cache.get(key)
+        if hit is not None and hit[0] is want and hit[1] is have:
+            return hit[2]
+        same = bool(_without_hash(want) == _without_hash(have))
+        if len(self._template_cache) >= 20_000:
+            self._template_cache.clear()
+        self._template_cache[key] = (want, have, same)
+        return same
 
     def _sync_revision(
         self,
@@ -527,8 +622,8 @@ class Controllers:
         else:
             desired_ann[REVISION] = str(current)
         if desired_ann != (new_rs["metadata"].get("annotations") or {}):
-            upd = clone(new_rs)
-            upd["metadata"]["annotations"] = desired_ann
+            upd = dict(new_rs)
+            upd["metadata"] = dict(new_rs["metadata"], annotations=desired_ann)
             new_rs = self.api.update(
                 REPLICASETS,
                 d["metadata"]["namespace"],
@@ -557,12 +652,16 @@ class Controllers:
         self, d: Obj, old_rss: list[Obj], replicas: int, status: dict[str, Any]
     ) -> Obj:
         meta = d["metadata"]
-        template = clone(d["spec"]["template"])
+        # The Deployment's template plus the hash label; copied down to the labels only, the
+        # rest (the pod spec) is shared with the immutable, already defaulted Deployment.
+        template = d["spec"]["template"]
         collisions = (d.get("status") or {}).get("collisionCount", 0) or 0
         h = template_hash(template, collisions)
-        template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = h
-        selector = clone(d["spec"]["selector"])
-        selector.setdefault("matchLabels", {})[HASH_LABEL] = h
+        tmeta = dict(template.get("metadata") or {})
+        tmeta["labels"] = dict(tmeta.get("labels") or {}, **{HASH_LABEL: h})
+        template = dict(template, metadata=tmeta)
+        selector = dict(d["spec"]["selector"])
+        selector["matchLabels"] = dict(selector.get("matchLabels") or {}, **{HASH_LABEL: h})
         revision = max((revision_of(r) for r in old_rss), default=0) + 1
         annotations = {
             k: v for k, v in (meta.get("annotations") or {}).items() if k not in _NOT_COPIED
@@ -776,7 +875,8 @@ class Controllers:
         }
         if status.get("collisionCount"):
             new_status["collisionCount"] = status["collisionCount"]
-        new_status["conditions"] = clone(status.get("conditions") or [])
+        # A new list (sorted in place below); the condition dicts themselves are never edited.
+        new_status["conditions"] = list(status.get("conditions") or [])
         if available >= replicas - max_unavailable(d):
             _set_cond(
                 new_status,
@@ -877,10 +977,7 @@ class Controllers:
         old_ann = d["metadata"].get("annotations") or {}
         if new_status == old_status and annotations == old_ann:
             return
-        new = clone(d)
-        new["status"] = new_status
+        new = _with_status(d, new_status)
         if annotations:
             new["metadata"]["annotations"] = annotations
-        self.api.update(
-            DEPLOYMENTS, d["metadata"]["namespace"], d["metadata"]["name"], new, internal=True
-        )
+        self._put_status(DEPLOYMENTS, d, new)
