@@ -361,7 +361,7 @@ class Api:
                 return self._apply(rt, ns, name, old, patch, subresource, dry_run, manager, force)
             if old is None:
                 raise not_found(rt.plural, rt.group, name)
-            current = clone(old)
+            current = self.store.clone(old)
             if patch_type == "strategic":
                 if not isinstance(patch, dict):
                     raise bad_request("strategic merge patch must be a JSON object")
@@ -415,7 +415,15 @@ class Api:
                 "the namespace of the provided object does not match the namespace sent on the request"  # noqa: E501 - verbatim message
             )
         applied = {k: v for k, v in applied.items() if k != "status" or subresource == "status"}
-        merged = ssa.server_side_apply(old, applied, manager, force, rt.api_version, now_iso())
+        merged = ssa.server_side_apply(
+            old,
+            applied,
+            manager,
+            force,
+            rt.api_version,
+            now_iso(),
+            base=self.store.clone(old) if old is not None else None,
+        )
         merged.setdefault("metadata", {})["name"] = name
         if old is None:
             managed = merged["metadata"].get("managedFields")

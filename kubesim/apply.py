@@ -86,6 +86,22 @@ def to_fields_v1(paths: set[Path]) -> dict[str, Any]:
     return root
 
 
+# frozenset of paths -> to_fields_v1 of it. Most objects of a kind have the same managed
+# paths, and a fieldsV1 dict is never mutated once built (entries are replaced, not edited),
+# so one dict can serve every entry with that set. Cleared when full.
+_TO_FIELDS_CACHE: dict[frozenset[Path], dict[str, Any]] = {}
+
+
+def _to_fields_v1_shared(paths: set[Path] | frozenset[Path]) -> dict[str, Any]:
+    key = paths if isinstance(paths, frozenset) else frozenset(paths)
+    hit = _TO_FIELDS_CACHE.get(key)
+    if hit is None:
+        if len(_TO_FIELDS_CACHE) >= 10_000:
+            _TO_FIELDS_CACHE.clear()
+        hit = _TO_FIELDS_CACHE[key] = to_fields_v1(set(paths))
+    return hit
+
+
 def from_fields_v1(fields: dict[str, Any]) -> set[Path]:
     out: set[Path] = set()
 
@@ -179,7 +195,7 @@ def _set_entry(
 
     Unchanged ownership keeps its timestamp, so no-op writes stay no-ops.
     """
-    fields = to_fields_v1(paths) if paths else None
+    fields = _to_fields_v1_shared(paths) if paths else None
     entry: dict[str, Any] = {
         "manager": manager,
         "operation": operation,
@@ -215,16 +231,28 @@ def server_side_apply(
     force: bool,
     api_version: str,
     now: str,
+    *,
+    base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Merge ``applied`` into ``current`` per SSA rules; the result carries managedFields."""
-    base: dict[str, Any] = json.loads(json.dumps(current)) if current else {}
+    """Merge ``applied`` into ``current`` per SSA rules; the result carries managedFields.
+
+    ``base``, when given, is a private deep copy of ``current`` that this call may consume.
+    """
+    if base is None or not current:
+        base = json.loads(json.dumps(current)) if current else {}
     entries = _entries(base)
+    # The stored entries are equal to ``entries`` (base is a copy) and their fieldsV1 dicts
+    # are the long-lived ones the path cache knows.
+    live = (current or {}).get("metadata", {}).get("managedFields") or []
+    entry_paths = [_entry_paths_cached(e) for e in live]
+    if len(entry_paths) != len(entries):
+        entry_paths = [frozenset(_entry_paths(e)) for e in entries]
     applied_paths = leaf_paths(applied)
     conflicts: list[tuple[str, Path]] = []
-    for e in entries:
+    for e, e_paths in zip(entries, entry_paths, strict=True):
         if e.get("manager") == manager and e.get("operation") == "Apply":
             continue
-        for p in _entry_paths(e) & applied_paths:
+        for p in e_paths & applied_paths:
             if p[-1] == ".":
                 continue
             mine, live = get_path(applied, p), get_path(base, p)
@@ -252,10 +280,11 @@ def server_side_apply(
     prev_applied: set[Path] = set()
     others: set[Path] = set()
     new_entries: list[dict[str, Any]] = []
-    for e in entries:
-        paths = _entry_paths(e)
+    for e, paths in zip(entries, entry_paths, strict=True):
         if e.get("manager") == manager and e.get("operation") == "Apply":
-            prev_applied = paths
+            # Built exactly as before (not from the cache): removals below go in set order
+            # among equal-length paths, which matters when merge keys repeat.
+            prev_applied = _entry_paths(e)
             continue
         if conflicting & paths:
             paths -= conflicting
@@ -274,6 +303,146 @@ def server_side_apply(
     return merged
 
 
+def _walk_diff(
+    value: Any,
+    gn: Any,
+    go: Any,
+    same: bool,
+    prefix: Path,
+    parent_list: str | None,
+    out: set[Path],
+    changed: set[Path],
+    field: str = "",
+    dups: list[bool] | None = None,
+) -> None:
+    """``_walk`` of the new object that also records value changes against the old one.
+
+    ``gn``/``go`` are ``get_path(new, prefix)``/``get_path(old, prefix)``, kept up to date
+    step by step (``get_path`` is compositional), so a leaf ``p`` lands in ``changed`` exactly
+    when ``get_path(old, p) != get_path(new, p)``. ``same`` means ``gn == go`` already holds
+    at an ancestor, so every descendant compares equal and no comparison is needed.
+    Appends to ``dups`` when an associative list holds two elements with the same key (the
+    only way leaf paths can be prefixes of one another).
+    """
+    if isinstance(value, dict):
+        if not value:
+            out.add(prefix)
+            if not same and go != gn:
+                changed.add(prefix)
+            return
+        gn_dict = isinstance(gn, dict)
+        go_dict = isinstance(go, dict)
+        for k, v in value.items():
+            cn = gn.get(k, _MISSING) if gn_dict else _MISSING
+            if same:
+                co, child_same = cn, True
+            else:
+                co = go.get(k, _MISSING) if go_dict else _MISSING
+                child_same = co is cn or (co is not _MISSING and co == cn)
+            _walk_diff(
+                v, cn, co, child_same, (*prefix, f"f:{k}"), parent_list, out, changed, k, dups
+            )
+        return
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        key = merge_key(field, parent_list)
+        if key is not None and all(key in v for v in value):
+            seen: set[str] = set()
+            for elem in value:
+                elem_prefix = (*prefix, "k:" + json.dumps({key: elem[key]}, separators=(",", ":")))
+                out.add((*elem_prefix, "."))
+                seen.add(elem_prefix[-1])
+                want = json.loads(elem_prefix[-1][2:])[key]
+                en = _first(gn, key, want)
+                if same:
+                    eo, elem_same = en, True
+                else:
+                    eo = _first(go, key, want)
+                    elem_same = eo is en or (eo is not _MISSING and eo == en)
+                en_dict = isinstance(en, dict)
+                eo_dict = isinstance(eo, dict)
+                for k, v in elem.items():
+                    cn = en.get(k, _MISSING) if en_dict else _MISSING
+                    if elem_same:
+                        co, child_same = cn, True
+                    else:
+                        co = eo.get(k, _MISSING) if eo_dict else _MISSING
+                        child_same = co is cn or (co is not _MISSING and co == cn)
+                    _walk_diff(
+                        v,
+                        cn,
+                        co,
+                        child_same,
+                        (*elem_prefix, f"f:{k}"),
+                        field,
+                        out,
+                        changed,
+                        k,
+                        dups,
+                    )
+            if len(seen) < len(value) and dups is not None:
+                dups.append(True)
+            return
+    out.add(prefix)
+    if not same and go != gn:
+        changed.add(prefix)
+
+
+def _first(cur: Any, key: str, want: Any) -> Any:
+    """The element ``get_path`` picks for ``k:{key: want}`` in ``cur`` (or ``_MISSING``)."""
+    if not isinstance(cur, list):
+        return _MISSING
+    for e in cur:
+        if isinstance(e, dict) and e.get(key) == want:
+            return e
+    return _MISSING
+
+
+def _paths_and_changes(
+    old: dict[str, Any], new: dict[str, Any], include_status: bool, dups: list[bool]
+) -> tuple[set[Path], set[Path]]:
+    """``(leaf_paths(new), {p in it not ending "." whose value differs from old's})``."""
+    out: set[Path] = set()
+    changed: set[Path] = set()
+    for key, value in new.items():
+        if key in ("apiVersion", "kind") or (key == "status" and not include_status):
+            continue
+        co = old.get(key, _MISSING)
+        same = co is value or (co is not _MISSING and co == value)
+        if key == "metadata" and isinstance(value, dict):
+            meta = {k: v for k, v in value.items() if k not in _IGNORED_META}
+            if meta:
+                # get_path walks the real metadata, so compare against it, not ``meta``.
+                _walk_diff(meta, value, co, same, ("f:metadata",), None, out, changed, "", dups)
+        else:
+            _walk_diff(value, value, co, same, (f"f:{key}",), None, out, changed, key, dups)
+    return out, changed
+
+
+# fieldsV1 dict -> its paths. Stored objects (and so their managedFields entries) are
+# immutable, and each entry is carried over from version to version by reference, so an
+# Update mostly re-reads the same fieldsV1 dicts. The key object is kept alive by the cache,
+# so its id cannot be reused while cached.
+_FIELDS_CACHE: dict[int, tuple[Any, frozenset[Path]]] = {}
+_FIELDS_CACHE_MAX = 50_000
+
+
+def _remember(fields: Any, paths: frozenset[Path]) -> None:
+    """Cache ``paths`` as the paths of ``fields``; only when ``from_fields_v1`` agrees."""
+    if len(_FIELDS_CACHE) >= _FIELDS_CACHE_MAX:
+        _FIELDS_CACHE.clear()
+    _FIELDS_CACHE[id(fields)] = (fields, paths)
+
+
+def _entry_paths_cached(entry: dict[str, Any]) -> frozenset[Path]:
+    fields = entry.get("fieldsV1") or {}
+    hit = _FIELDS_CACHE.get(id(fields))
+    if hit is not None and hit[0] is fields:
+        return hit[1]
+    paths = frozenset(from_fields_v1(fields))
+    _remember(fields, paths)
+    return paths
+
+
 def track_update(
     old: dict[str, Any] | None,
     new: dict[str, Any],
@@ -284,20 +453,22 @@ def track_update(
 ) -> None:
     """Record an Update by ``manager`` in ``new``'s managedFields (mutates ``new``)."""
     include_status = subresource == "status"
-    new_paths = leaf_paths(new, include_status)
+    dups: list[bool] = []
     if old is None:
+        new_paths = leaf_paths(new, include_status)
         changed = new_paths
         entries: list[dict[str, Any]] = []
+        removed: set[Path] = set()
     else:
+        new_paths, changed = _paths_and_changes(old, new, include_status, dups)
         old_paths = leaf_paths(old, include_status)
-        changed = {p for p in new_paths if p[-1] != "." and get_path(old, p) != get_path(new, p)}
-        changed |= {p for p in new_paths - old_paths}
+        changed |= new_paths - old_paths
         entries = _entries(old)
-    removed = set() if old is None else (leaf_paths(old, include_status) - new_paths)
+        removed = old_paths - new_paths
     out: list[dict[str, Any]] = []
     mine: set[Path] = set(changed)
     for e in entries:
-        paths = _entry_paths(e)
+        paths = _entry_paths_cached(e)
         if (
             e.get("manager") == manager
             and e.get("operation") == "Update"
@@ -309,9 +480,21 @@ def track_update(
         if trimmed != paths:
             if not trimmed:
                 continue
-            e["fieldsV1"] = to_fields_v1(trimmed)
+            e["fieldsV1"] = _to_fields_v1_shared(trimmed)
+            # A subset of from_fields_v1's output is prefix-free, so it round-trips.
+            _remember(e["fieldsV1"], trimmed)
         out.append(e)
     mine &= new_paths
-    new.setdefault("metadata", {})["managedFields"] = _set_entry(
-        out, manager, "Update", mine, api_version, now, subresource
-    )
+    result = _set_entry(out, manager, "Update", mine, api_version, now, subresource)
+    new.setdefault("metadata", {})["managedFields"] = result
+    if old is not None and mine and not dups:
+        # Without duplicate merge keys the leaf paths of ``new`` are prefix-free, so the
+        # entry's fieldsV1 (== to_fields_v1(mine)) reads back as exactly ``mine``.
+        for e in result:
+            if (
+                e.get("manager") == manager
+                and e.get("operation") == "Update"
+                and e.get("subresource") == subresource
+            ):
+                _remember(e["fieldsV1"], frozenset(mine))
+                break
