@@ -66,9 +66,13 @@ def record(**event: Any) -> AuditEvent:
 
 
 def record_many(events: Iterable[dict[str, Any]]) -> int:
-    """Append many events in one bulk insert (fleet-wide steps); returns how many."""
-    from audit.models import AuditEvent
+    """Append many events with one multi-row INSERT (fleet-wide steps); returns how many.
 
-    built = [build_event(**event) for event in events]
-    AuditEvent.objects.bulk_create(built, batch_size=500)
-    return len(built)
+    Must run inside ``transaction.atomic()``: the changes it describes are in the same
+    transaction. ``bulk_create`` would compile every field of every row through the ORM, which
+    costs more than the wave it audits.
+    """
+    from audit.models import AuditEvent
+    from subscribie_admin.bulk_insert import insert_rows
+
+    return insert_rows(AuditEvent, [build_event(**event) for event in events])

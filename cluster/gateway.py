@@ -41,6 +41,8 @@ SITE_SELECTOR = f"{SITE_LABEL}=site"
 # Label selectors are sent in the URL; keep each `in (...)` list well under URL limits.
 SELECTOR_CHUNK = 200
 LIST_PAGE_SIZE = 500
+DEPLOYMENTS_PATH = "/apis/apps/v1/namespaces/{namespace}/deployments"
+DEPLOYMENT_PATH = DEPLOYMENTS_PATH + "/{name}"
 
 
 class ClusterError(Exception):
@@ -140,6 +142,11 @@ class Cluster:
         configuration.connection_pool_maxsize = max(pool_size, 4)
         # Retries are ours (bounded, Retry-After aware); urllib3's would double them.
         configuration.retries = False
+        # Pin the proxy the client resolved from the environment for this host (its pool is
+        # built from it once, below). Left "from env", the auth-refresh hook's re-assignment
+        # of ``host`` on every request re-reads the whole environment (``getproxies``): the
+        # largest CPU cost of a PATCH, for a value the pool never looks at again.
+        configuration.proxy = configuration.proxy
         return cls(
             k8s.ApiClient(configuration), namespace=namespace, qps=qps, burst=burst, retry=retry
         )
@@ -203,6 +210,42 @@ class Cluster:
     @staticmethod
     def _json(response: Any) -> dict[str, Any]:
         return json.loads(response.data)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        path_params: dict[str, str],
+        *,
+        query: list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> Any:
+        """One raw API request through the official client's own request path (hot paths).
+
+        What the generated ``*_with_http_info`` methods do with ``_preload_content=False``,
+        minus their per-call argument validation and header negotiation: the same
+        ``param_serialize`` (path quoting, auth refresh, query encoding) and ``call_api``
+        (the shared connection pool), and a non-2xx answer raises the same ``ApiException``.
+        Returns the urllib3 response (read it with ``_json``).
+        """
+        headers = {"Accept": "application/json"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        request = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            path_params=path_params,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api_client.call_api(*request)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
 
     # --- sites --------------------------------------------------------------------------------
 
@@ -319,15 +362,18 @@ class Cluster:
             current = self.read_site(slug)
             return current if current is not None and current.image == image else None
 
+        query = [("dryRun", "All")] if dry_run else []
+        query.append(("fieldManager", FIELD_MANAGER))
+
         def patch() -> DeploymentSnapshot:
-            response = self.apps.patch_namespaced_deployment(
-                slug,
-                self.namespace,
-                body,
-                field_manager=FIELD_MANAGER,
-                dry_run="All" if dry_run else None,
-                _content_type="application/strategic-merge-patch+json",
-                _preload_content=False,
+            # ``apps.patch_namespaced_deployment``'s request, without its per-call overhead.
+            response = self._request(
+                "PATCH",
+                DEPLOYMENT_PATH,
+                {"namespace": self.namespace, "name": slug},
+                query=query,
+                body=body,
+                content_type="application/strategic-merge-patch+json",
             )
             return snapshot(self._json(response))
 
@@ -376,15 +422,14 @@ class Cluster:
         """One paged LIST (``limit``/``continue``) of Deployments matching ``selector``."""
         token: str | None = None
         while True:
+            query: list[tuple[str, Any]] = [("continue", token)] if token else []
+            query += [("labelSelector", selector), ("limit", LIST_PAGE_SIZE)]
             page = self._json(
                 self._call(
                     "list deployments",
-                    lambda token=token: self.apps.list_namespaced_deployment(
-                        self.namespace,
-                        label_selector=selector,
-                        limit=LIST_PAGE_SIZE,
-                        _continue=token,
-                        _preload_content=False,
+                    # ``apps.list_namespaced_deployment``'s request.
+                    lambda query=query: self._request(
+                        "GET", DEPLOYMENTS_PATH, {"namespace": self.namespace}, query=query
                     ),
                 )
             )

@@ -52,6 +52,19 @@ from sites.models import Site
 
 logger = logging.getLogger(__name__)
 
+# Most ids in one grouped CAS UPDATE (keeps ``IN (...)`` under SQLite's parameter limits).
+_CAS_CHUNK = 500
+
+
+def _target_fields() -> list[str]:
+    """A target's own fields plus its site's slug: all a tick reads of the joined site."""
+    return [f.name for f in RolloutTarget._meta.concrete_fields] + ["site__slug"]
+
+
+class _PartialCAS(Exception):
+    """A grouped CAS UPDATE matched fewer rows than targets: redo it target by target."""
+
+
 ENGINE_ACTOR = "system:rollouts"
 TStatus = RolloutTarget.Status
 RStatus = Rollout.Status
@@ -279,18 +292,47 @@ class _Tick:
             return True
         return False
 
-    def _audit(
+    def _set_targets(
+        self, targets: list[RolloutTarget], old: str, *, where: dict | None = None, **fields
+    ) -> list[RolloutTarget]:
+        """``_set_target`` for many targets getting the same ``fields``; returns those changed.
+
+        One CAS UPDATE per chunk of ids (guarded by ``old`` and ``where``, like the one-row
+        CAS). If any row did not match, the grouped UPDATE is rolled back (savepoint) and each
+        target is CAS'd on its own, so exactly the targets that changed are reported.
+        """
+        if len(targets) < 2:
+            return [t for t in targets if self._set_target(t, old, where=where, **fields)]
+        pks = [t.pk for t in targets]
+        try:
+            with transaction.atomic():
+                changed = 0
+                for i in range(0, len(pks), _CAS_CHUNK):
+                    changed += RolloutTarget.objects.filter(
+                        pk__in=pks[i : i + _CAS_CHUNK], status=old, **(where or {})
+                    ).update(**fields)
+                if changed != len(pks):
+                    raise _PartialCAS
+        except _PartialCAS:
+            return [t for t in targets if self._set_target(t, old, where=where, **fields)]
+        for target in targets:
+            for name, value in fields.items():
+                setattr(target, name, value)
+        return targets
+
+    def _event(
         self, action: str, target: RolloutTarget, *, ok: bool = True, message: str = "", **data
-    ) -> None:
-        audit.record(
-            action=action,
-            actor=ENGINE_ACTOR,
-            site=target.site,
-            rollout=self.rollout,
-            data={"wave": target.wave + 1, **data},
-            ok=ok,
-            message=message,
-        )
+    ) -> dict:
+        """One target's audit event (arguments for ``audit.record`` and its bulk forms)."""
+        return {
+            "action": action,
+            "actor": ENGINE_ACTOR,
+            "site": target.site,
+            "rollout": self.rollout,
+            "data": {"wave": target.wave + 1, **data},
+            "ok": ok,
+            "message": message,
+        }
 
     def _touch(self, **fields) -> None:
         Rollout.objects.filter(pk=self.rollout.pk).update(last_progress_at=timezone.now(), **fields)
@@ -340,35 +382,43 @@ class _Tick:
             }
         )
         now = timezone.now()
+        failures: list[tuple[RolloutTarget, str, dict]] = []
+        # In-flight targets by the generation they get: one CAS UPDATE per generation.
+        in_flight: dict[int, list[RolloutTarget]] = defaultdict(list)
+        for target in targets:
+            slug = target.site.slug
+            outcome = results.get(slug, listing.get(slug))
+            if outcome is None or isinstance(outcome, ClusterError):
+                error = "Deployment missing" if outcome is None else _failure_text(outcome)
+                data = d.images(target)
+                if outcome is not None and d.forward:
+                    data |= {**d.revisions(target), "http_status": outcome.status}
+                failures.append((target, error, data))
+            else:
+                in_flight[outcome.generation].append(target)
+        events: dict[int, dict] = {}  # by target id, audited in the targets' order
         with transaction.atomic():
-            for target in targets:
-                slug = target.site.slug
-                outcome = results.get(slug, listing.get(slug))
-                if outcome is None or isinstance(outcome, ClusterError):
-                    error = "Deployment missing" if outcome is None else _failure_text(outcome)
-                    data = d.images(target)
-                    if outcome is not None and d.forward:
-                        data |= {**d.revisions(target), "http_status": outcome.status}
-                    self._settle(target, d, old=d.claimed, error=error, now=now, data=data)
-                    continue
-                patched = slug in results
-                if self._set_target(
-                    target,
+            events |= self._settle_many(failures, d, old=d.claimed, now=now)
+            for generation, group in in_flight.items():
+                for target in self._set_targets(
+                    group,
                     d.claimed,
                     where={f"{d.generation_field}__isnull": True},
                     status=d.in_flight,
-                    **{d.generation_field: outcome.generation},
+                    **{d.generation_field: generation},
                 ):
+                    patched = target.site.slug in results
                     self.result.patched += int(patched)
                     if d.forward:
-                        self._audit(
+                        events[target.pk] = self._event(
                             "target.patched",
                             target,
                             message="" if patched else f"already on {d.image(target)}; not patched",
                             **d.images(target),
                             **d.revisions(target),
-                            generation=outcome.generation,
+                            generation=generation,
                         )
+            audit.record_many(events[t.pk] for t in targets if t.pk in events)
             self._touch()
 
     @staticmethod
@@ -387,8 +437,16 @@ class _Tick:
                 target.from_image = snap.image or ""
                 target.from_revision = snap.revision
                 first_read.append(target)
-        if first_read:
-            RolloutTarget.objects.bulk_update(first_read, ["from_image", "from_revision"])
+        # One UPDATE per distinct (from_image, from_revision), not a CASE per row.
+        by_origin: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+        for target in first_read:
+            by_origin[(target.from_image, target.from_revision)].append(target.pk)
+        with transaction.atomic():  # no network call in here
+            for (from_image, from_revision), pks in by_origin.items():
+                for i in range(0, len(pks), _CAS_CHUNK):
+                    RolloutTarget.objects.filter(pk__in=pks[i : i + _CAS_CHUNK]).update(
+                        from_image=from_image, from_revision=from_revision
+                    )
 
     def _observe(self, targets: list[RolloutTarget], d: _Direction, *, deadlines: bool) -> None:
         """Settle in-flight ``targets`` from one status read; the rest stay in flight."""
@@ -400,51 +458,75 @@ class _Tick:
         deadline_passed = deadlines and now >= started + timedelta(
             seconds=rollout.wave_timeout_seconds
         )
-        site_images: dict[int, str] = {}
+        settling: list[tuple[RolloutTarget, str | None, dict]] = []
+        seen: set[int] = set()  # targets whose Deployment was read
+        for target in targets:
+            snap = listing.get(target.site.slug)
+            if snap is None:
+                error = "Deployment missing"
+            elif snap.state.failed:
+                error = snap.state.message
+            elif snap.state.done:
+                error = None
+            elif deadline_passed:
+                error = d.deadline_message.format(
+                    timeout=rollout.wave_timeout_seconds, state=snap.state.message
+                )
+            else:
+                continue
+            if snap is not None:
+                seen.add(target.pk)
+            data = {
+                **d.images(target),
+                **d.revisions(target),
+                "revision": snap.revision if snap else None,
+                "generation": d.generation(target),
+            }
+            settling.append((target, error, data))
         with transaction.atomic():
-            for target in targets:
-                snap = listing.get(target.site.slug)
-                if snap is None:
-                    error = "Deployment missing"
-                elif snap.state.failed:
-                    error = snap.state.message
-                elif snap.state.done:
-                    error = None
-                elif deadline_passed:
-                    error = d.deadline_message.format(
-                        timeout=rollout.wave_timeout_seconds, state=snap.state.message
-                    )
-                else:
-                    continue
-                data = {
-                    **d.images(target),
-                    **d.revisions(target),
-                    "revision": snap.revision if snap else None,
-                    "generation": d.generation(target),
-                }
-                settled = self._settle(target, d, old=d.in_flight, error=error, now=now, data=data)
-                if settled and snap is not None:
-                    # The Deployment's spec runs the image, whether it rolled out or fails on it.
-                    site_images[target.site_id] = d.image(target)
+            events = self._settle_many(settling, d, old=d.in_flight, now=now)
+            audit.record_many(events.values())
+            # The Deployment's spec runs the image, whether it rolled out or fails on it.
+            site_images = {
+                t.site_id: d.image(t) for t, _, _ in settling if t.pk in events and t.pk in seen
+            }
             if site_images:
                 self._set_site_images(site_images)
             if self.result.settled:
                 self._touch()
 
-    def _settle(
-        self, target: RolloutTarget, d: _Direction, *, old: str, error: str | None,
-        now: datetime, data: dict,
-    ) -> bool:  # fmt: skip
-        """CAS ``target`` from ``old`` to succeeded (no ``error``) or failed, and audit it."""
-        if error is None:
-            status, fields = d.succeeded, {}
-        else:
-            status, fields = d.failed, {"last_error": d.error_prefix + error}
-        if not self._set_target(target, old, status=status, finished_at=now, **fields):
-            return False
-        self.result.settled += 1
-        self._audit(f"target.{status}", target, ok=error is None, message=error or "", **data)
-        return True
+    def _settle_many(
+        self, settling: list[tuple[RolloutTarget, str | None, dict]], d: _Direction, *,
+        old: str, now: datetime,
+    ) -> dict[int, dict]:  # fmt: skip
+        """CAS each ``(target, error, data)`` from ``old`` to succeeded (no ``error``) or failed.
+
+        Targets with identical new values share one CAS UPDATE. Returns the audit event of
+        every target that changed, by target id, in ``settling`` order (the caller records
+        them in the same transaction).
+        """
+        groups: dict[str | None, list[RolloutTarget]] = defaultdict(list)
+        for target, error, _data in settling:
+            groups[error].append(target)
+        changed: set[int] = set()
+        for error, group in groups.items():
+            if error is None:
+                status, fields = d.succeeded, {}
+            else:
+                status, fields = d.failed, {"last_error": d.error_prefix + error}
+            changed.update(
+                t.pk
+                for t in self._set_targets(group, old, status=status, finished_at=now, **fields)
+            )
+        events: dict[int, dict] = {}
+        for target, error, data in settling:
+            if target.pk in changed:
+                self.result.settled += 1
+                events[target.pk] = self._event(
+                    f"target.{target.status}", target, ok=error is None, message=error or "",
+                    **data,
+                )  # fmt: skip
+        return events
 
     # -- forward -------------------------------------------------------------------------------
 
@@ -456,7 +538,10 @@ class _Tick:
             if claimed:
                 self._patch(claimed, FORWARD)
         waiting = list(
-            self.targets().filter(wave=wave, status=TStatus.WAITING).select_related("site")
+            self.targets()
+            .filter(wave=wave, status=TStatus.WAITING)
+            .select_related("site")
+            .only(*_target_fields())
         )
         if waiting:
             # Paused: observe only; the deadline does not run while paused.
@@ -494,6 +579,7 @@ class _Tick:
             self.targets()
             .filter(wave=wave, status=TStatus.PATCHING)
             .select_related("site")
+            .only(*_target_fields())
             .order_by("position")
         )
 
@@ -593,7 +679,12 @@ class _Tick:
 
     def revert(self) -> TickResult:
         rollout = self.rollout
-        orphans = list(self.targets().filter(status=TStatus.PATCHING).select_related("site"))
+        orphans = list(
+            self.targets()
+            .filter(status=TStatus.PATCHING)
+            .select_related("site")
+            .only(*_target_fields())
+        )
         if orphans:
             self._settle_orphans(orphans)
         if not self.targets().filter(status=TStatus.REVERTING).exists():
@@ -617,7 +708,8 @@ class _Tick:
         unpatched = list(
             self.targets()
             .filter(status=TStatus.REVERTING, revert_generation__isnull=True)
-            .select_related("site")[: tick_batch()]
+            .select_related("site")
+            .only(*_target_fields())[: tick_batch()]
         )
         if unpatched:
             self._patch(unpatched, REVERT)
@@ -625,6 +717,7 @@ class _Tick:
             self.targets()
             .filter(status=TStatus.REVERTING, revert_generation__isnull=False)
             .select_related("site")
+            .only(*_target_fields())
         )
         if reverting:
             self._observe(reverting, REVERT, deadlines=True)

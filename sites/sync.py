@@ -24,10 +24,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 import audit
-from sites.bulk_insert import insert_rows
 from sites.couchdb import Change, CouchDB, CouchDBError
 from sites.models import Signup, Site, SyncCheckpoint
 from sites.validation import validate_signup
+from subscribie_admin.bulk_insert import insert_rows
 
 LEASE = timedelta(minutes=10)
 SYNC_ACTOR = "system:sync"

@@ -1,7 +1,8 @@
-"""A fast multi-row INSERT for the signup import, the one hot path that writes 10,000s of rows.
+"""A fast multi-row INSERT for the hot paths that write thousands of rows at once.
 
 Django's ``bulk_create`` compiles every field of every row through the ORM's expression
-machinery; for a first import that costs more than reading the whole feed. This builds one
+machinery; for a first signup import (or the audit rows of a rollout wave) that costs more
+than the network work it records. This builds one
 parameterised INSERT from the model's own field list and runs it with ``executemany``.
 Values are prepared the way the ORM prepares them (``Field.get_db_prep_save``), except for the
 plain text, integer and boolean columns, which every backend takes as they are.
