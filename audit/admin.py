@@ -27,8 +27,26 @@ def _csv_safe(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Rows nobody, not even a superuser, adds, changes or deletes through the admin.
+
+    For records written only by services (audit history, rollouts moved by the engine).
+    """
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ViewOnlyAdmin):
+    """Append-only history: read, filter, search, export."""
+
     list_display = ("created_at", "actor_label", "action", "subject", "result", "short_message")
     list_filter = ("action", "result", "actor_label", ("created_at", admin.DateFieldListFilter))
     search_fields = ("action", "actor_label", "subject", "message")
@@ -40,16 +58,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description="message")
     def short_message(self, event: AuditEvent) -> str:
         return event.message[:120]
-
-    # Append-only: nobody, not even a superuser, adds, changes or deletes history here.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.action(description="Export selected events as CSV", permissions=["view"])
     def export_csv(self, request, queryset):

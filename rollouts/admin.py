@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from audit.admin import ViewOnlyAdmin
 from rollouts import selectors, services
 from rollouts.admin_actions import ROLLBACK, SESSION_KEY, UPGRADE
 from rollouts.models import Rollout, RolloutTarget
@@ -109,7 +110,9 @@ class UpgradeForm(StrategyForm):
 
 
 @admin.register(Rollout)
-class RolloutAdmin(admin.ModelAdmin):
+class RolloutAdmin(ViewOnlyAdmin):
+    """Rollouts are created only by the flows and moved only by services and the engine."""
+
     list_display = (
         "id",
         "kind",
@@ -147,16 +150,6 @@ class RolloutAdmin(admin.ModelAdmin):
     @admin.display(description="done / failed / total")
     def counts(self, rollout: Rollout) -> str:
         return f"{rollout.n_done} / {rollout.n_failed} / {rollout.n_total}"
-
-    # Created only by the flows; moved only by services and the engine.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     # -- urls ------------------------------------------------------------------------------
 
