@@ -330,18 +330,7 @@ def _walk_diff(
             if not same and go != gn:
                 changed.add(prefix)
             return
-        gn_dict = isinstance(gn, dict)
-        go_dict = isinstance(go, dict)
-        for k, v in value.items():
-            cn = gn.get(k, _MISSING) if gn_dict else _MISSING
-            if same:
-                co, child_same = cn, True
-            else:
-                co = go.get(k, _MISSING) if go_dict else _MISSING
-                child_same = co is cn or (co is not _MISSING and co == cn)
-            _walk_diff(
-                v, cn, co, child_same, (*prefix, f"f:{k}"), parent_list, out, changed, k, dups
-            )
+        _walk_fields(value, gn, go, same, prefix, parent_list, out, changed, dups)
         return
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         key = merge_key(field, parent_list)
@@ -358,33 +347,38 @@ def _walk_diff(
                 else:
                     eo = _first(go, key, want)
                     elem_same = eo is en or (eo is not _MISSING and eo == en)
-                en_dict = isinstance(en, dict)
-                eo_dict = isinstance(eo, dict)
-                for k, v in elem.items():
-                    cn = en.get(k, _MISSING) if en_dict else _MISSING
-                    if elem_same:
-                        co, child_same = cn, True
-                    else:
-                        co = eo.get(k, _MISSING) if eo_dict else _MISSING
-                        child_same = co is cn or (co is not _MISSING and co == cn)
-                    _walk_diff(
-                        v,
-                        cn,
-                        co,
-                        child_same,
-                        (*elem_prefix, f"f:{k}"),
-                        field,
-                        out,
-                        changed,
-                        k,
-                        dups,
-                    )
+                _walk_fields(elem, en, eo, elem_same, elem_prefix, field, out, changed, dups)
             if len(seen) < len(value) and dups is not None:
                 dups.append(True)
             return
     out.add(prefix)
     if not same and go != gn:
         changed.add(prefix)
+
+
+def _walk_fields(
+    value: dict[str, Any],
+    gn: Any,
+    go: Any,
+    same: bool,
+    prefix: Path,
+    parent_list: str | None,
+    out: set[Path],
+    changed: set[Path],
+    dups: list[bool] | None,
+) -> None:
+    """``_walk_diff`` each field of a map (an object, or an associative list's element),
+    pairing it with the same field under ``gn``/``go``."""
+    gn_dict = isinstance(gn, dict)
+    go_dict = isinstance(go, dict)
+    for k, v in value.items():
+        cn = gn.get(k, _MISSING) if gn_dict else _MISSING
+        if same:
+            co, child_same = cn, True
+        else:
+            co = go.get(k, _MISSING) if go_dict else _MISSING
+            child_same = co is cn or (co is not _MISSING and co == cn)
+        _walk_diff(v, cn, co, child_same, (*prefix, f"f:{k}"), parent_list, out, changed, k, dups)
 
 
 def _first(cur: Any, key: str, want: Any) -> Any:

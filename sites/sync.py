@@ -192,14 +192,6 @@ def apply_validation(signup: Signup, doc: dict[str, Any], *, claimed: ClaimedNam
     return result
 
 
-def _is_own_echo(signup: Signup, doc: dict[str, Any]) -> bool:
-    """A revision we wrote ourselves (completed/rejected) coming back through the feed."""
-    return signup.writeback == Signup.WriteBack.DONE and doc.get("queue_state") in (
-        "completed",
-        "rejected",
-    )
-
-
 def _store_batch(changes: list[Change], summary: SyncSummary, claimed: ClaimedNames) -> None:
     """Upsert one batch with a constant number of queries (bulk create/update)."""
     # The feed may list a document twice in one batch on some servers: keep the last.
@@ -227,7 +219,8 @@ def _store_batch(changes: list[Change], summary: SyncSummary, claimed: ClaimedNa
             continue
         doc = change.doc or {}
         rev = str(doc.get("_rev") or change.rev or "")
-        if signup is not None and (signup.couch_rev == rev or _is_own_echo(signup, doc)):
+        # Replays, and our own write-backs (their new _rev is stored when written), are known.
+        if signup is not None and signup.couch_rev == rev:
             summary.unchanged += 1
             continue
         if signup is None:
