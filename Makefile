@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 DEMO_PORT ?= 8000
 
-.PHONY: demo test install lint format bench clean
+.PHONY: demo test install lint format bench clean services
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+## make services: install (when absent) and start PostgreSQL and Redis on loopback, as CI does
+services:
+	bash .ci/services
 
 ## make bench: every benchmark, each printing ratios against a baseline from the same run
 bench: install
