@@ -2,20 +2,31 @@
 
 Thin adapters over ``rollouts.services`` and ``rollouts.selectors``: parse input, check the
 permission, call a service, report. Rollouts are never added or edited through forms; they are
-created by the flows (upgrade form -> preview -> confirm) and moved by the engine. The only
-Kubernetes call an admin request makes is the explicit server-side dry-run patch of the first
-wave on the preview page.
+created by the flows and moved by the engine. Nothing that changes the fleet happens on one
+click, and a GET never changes anything:
+
+- upgrade and rollback of selected sites: strategy form -> preview -> confirm;
+- rollback of a rollout: preview (its strategy is the rollout's) -> confirm;
+- every preview lists each wave with its sites (and for rollbacks the exact image each goes
+  back to), the sites left out and why, and the server-side dry run of the first wave; a plan
+  that covers the whole fleet asks for a typed confirmation;
+- skip, cancel and cancel-and-revert: a confirmation page naming the sites and what happens to
+  them (the Site admin's confirmation page); pause and resume act on their POST.
+
+The only Kubernetes call an admin request makes is the explicit server-side dry-run patch of
+the first wave on the preview page (``services.rollout_dry_run``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -27,6 +38,7 @@ from rollouts import selectors, services
 from rollouts.admin_actions import ROLLBACK, SESSION_KEY, UPGRADE
 from rollouts.models import Rollout, RolloutTarget
 from rollouts.planner import PlanError, parse_failure_budget, parse_waves
+from sites.admin import Confirmation, FleetModelAdmin, confirmed
 from sites.models import Site
 
 STATUS_COLOURS = {
@@ -46,6 +58,9 @@ STATUS_COLOURS = {
     "revert_failed": "#ba2121",
 }
 DRY_RUN_LIMIT = 50  # sites of the first wave dry-run on the preview page
+# Control buttons: pause and resume act on their POST; the others show a confirmation first.
+ONE_CLICK_CONTROLS = ("pause", "resume")
+CONFIRMED_CONTROLS = ("cancel", "cancel-revert")
 
 
 def status_badge(status: str, label: str = "") -> str:
@@ -109,9 +124,85 @@ class UpgradeForm(StrategyForm):
     image = forms.CharField(max_length=255, help_text="e.g. subscribie/subscribie:v2")
 
 
+@dataclass(frozen=True)
+class TypedConfirmation:
+    """What a preview covering the whole fleet asks to be typed before it starts anything."""
+
+    name: str  # the POST field
+    expected: str
+    label: str
+    refusal: str  # the error when what was typed does not match
+
+    def matches(self, request: HttpRequest) -> bool:
+        return request.POST.get(self.name, "").strip() == self.expected
+
+
+def typed_image(preview: services.RolloutPreview) -> TypedConfirmation:
+    """A whole-fleet upgrade: type the image."""
+    return TypedConfirmation(
+        name="confirm_image",
+        expected=preview.image,
+        label="This upgrades the whole fleet. Type the image name to confirm:",
+        refusal="Type the image name exactly to upgrade the whole fleet.",
+    )
+
+
+def typed_site_count(preview: services.RolloutPreview) -> TypedConfirmation:
+    """A whole-fleet rollback (no single image to type): type how many sites it changes."""
+    return TypedConfirmation(
+        name="confirm_sites",
+        expected=str(preview.total),
+        label="This rolls back the whole fleet. Type the number of sites it changes to confirm:",
+        refusal="Type the number of sites exactly to roll back the whole fleet.",
+    )
+
+
+def covers_whole_fleet(site_ids: Iterable[int]) -> bool:
+    """True when ``site_ids`` hold every site a rollout can change (live or failed)."""
+    fleet = set(
+        Site.objects.filter(status__in=services.PATCHABLE_SITE_STATUSES).values_list(
+            "pk", flat=True
+        )
+    )
+    return bool(fleet) and fleet <= set(site_ids)
+
+
+def skip_outcome(target: RolloutTarget) -> str:
+    """What skipping ``target`` does, for its confirmation page; "" if it cannot be skipped."""
+    if target.status == RolloutTarget.Status.PENDING:
+        return (
+            f"never patched by this rollout: stays on {target.site.image}; "
+            "does not count as a failure"
+        )
+    if target.status == RolloutTarget.Status.WAITING:
+        return (
+            f"no longer awaited: keeps {target.to_image}, which it was already patched to; "
+            "does not count as a failure, and is not put back if the rollout is reverted or "
+            "rolled back"
+        )
+    return ""
+
+
+def cancel_outcome(target: RolloutTarget, *, revert: bool) -> str:
+    """What cancelling (and reverting) its rollout does to ``target``; "" if nothing."""
+    status = RolloutTarget.Status
+    if target.status == status.PENDING:
+        return f"skipped: never patched, stays on {target.site.image}"
+    if target.status not in (status.PATCHING, status.WAITING, status.SUCCEEDED, status.FAILED):
+        return ""
+    if not revert:
+        return f"keeps {target.to_image}"
+    if target.from_image == target.to_image:
+        return f"stays on {target.to_image}, the image it ran before"
+    return f"goes back to {target.from_image or 'the image it ran before'}"
+
+
 @admin.register(Rollout)
-class RolloutAdmin(ViewOnlyAdmin):
-    """Rollouts are created only by the flows and moved only by services and the engine."""
+class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
+    """Rollouts are created only by the flows and moved only by services and the engine.
+
+    ``FleetModelAdmin`` contributes the confirmation page the Site admin's actions use.
+    """
 
     list_display = (
         "id",
@@ -163,6 +254,11 @@ class RolloutAdmin(ViewOnlyAdmin):
                 name="rollouts_rollout_rollback_sites",
             ),
             path(
+                "<int:rollout_id>/rollback/",
+                view(self.rollback_view),
+                name="rollouts_rollout_rollback",
+            ),
+            path(
                 "<int:rollout_id>/control/<str:action>/",
                 view(self.control_view),
                 name="rollouts_rollout_control",
@@ -184,6 +280,7 @@ class RolloutAdmin(ViewOnlyAdmin):
             raise PermissionDenied
         progress = selectors.rollout_progress(rollout)
         targets = list(selectors.rollout_targets(rollout))
+        self._set_shown_from_images(rollout, targets)
         by_wave: dict[int, list[RolloutTarget]] = {}
         for target in targets:
             by_wave.setdefault(target.wave, []).append(target)
@@ -203,22 +300,42 @@ class RolloutAdmin(ViewOnlyAdmin):
             ),
             "refresh": rollout.status in Rollout.ACTIVE_STATUSES,
             "can_control": user.has_perm("rollouts.control_rollout"),
-            "can_rollback": user.has_perm("rollouts.rollback_rollout")
+            "can_rollback": user.has_perm(ROLLBACK.perm)
             and rollout.status in (*Rollout.FINISHED_STATUSES,),
             "status_colours": STATUS_COLOURS,
         }
         return TemplateResponse(request, "admin/rollouts/rollout/detail.html", context)
 
+    @staticmethod
+    def _set_shown_from_images(rollout: Rollout, targets: list[RolloutTarget]) -> None:
+        """``shown_from_image`` on each target: the image it ran before it was patched (read
+        from the cluster at patch time), or for one never patched (pending, skipped) the
+        image its site runs. One query, whatever the number of targets."""
+        images = dict(
+            Site.objects.filter(
+                rollout_targets__rollout=rollout, rollout_targets__from_image=""
+            ).values_list("pk", "image")
+        )
+        for target in targets:
+            target.shown_from_image = target.from_image or images.get(target.site_id, "")
+
     # -- buttons -----------------------------------------------------------------------------
 
     def control_view(self, request: HttpRequest, rollout_id: int, action: str) -> HttpResponse:
-        return require_POST(self._control)(request, rollout_id, action)
+        if action in ONE_CLICK_CONTROLS:
+            return require_POST(self._control)(request, rollout_id, action)
+        if action in CONFIRMED_CONTROLS:
+            return self._control(request, rollout_id, action)
+        raise Http404(f"no rollout control {action!r}")
 
     def _control(self, request: HttpRequest, rollout_id: int, action: str) -> HttpResponse:
+        """Pause or resume on their POST; cancel (and revert) only on a confirmed POST."""
         rollout = get_object_or_404(Rollout, pk=rollout_id)
-        perm = "rollouts.rollback_rollout" if action == "rollback" else "rollouts.control_rollout"
-        if not request.user.has_perm(perm):
+        if not request.user.has_perm("rollouts.control_rollout"):
             raise PermissionDenied
+        revert = action == "cancel-revert"
+        if action in CONFIRMED_CONTROLS and not confirmed(request):
+            return self._cancel_confirmation(request, rollout, revert=revert)
         operations = {
             "pause": lambda: services.rollout_pause(rollout=rollout, actor=request.user),
             "resume": lambda: services.rollout_resume(rollout=rollout, actor=request.user),
@@ -226,26 +343,67 @@ class RolloutAdmin(ViewOnlyAdmin):
             "cancel-revert": lambda: services.rollout_cancel(
                 rollout=rollout, actor=request.user, revert=True
             ),
-            "rollback": lambda: services.rollout_rollback(rollout=rollout, actor=request.user),
         }
-        if action not in operations:
-            return HttpResponse(status=404)
         try:
             result = operations[action]()
         except services.RolloutError as exc:
             messages.error(request, str(exc))
             return HttpResponseRedirect(self._detail_url(rollout))
-        if action == "rollback":
-            messages.success(request, f"Rollback #{result.pk} of rollout #{rollout.pk} started.")
-            return HttpResponseRedirect(self._detail_url(result))
         messages.success(request, f"Rollout #{rollout.pk}: {result.status}.")
         return HttpResponseRedirect(self._detail_url(rollout))
 
-    def skip_view(self, request: HttpRequest, rollout_id: int, target_id: int) -> HttpResponse:
-        return require_POST(self._skip)(request, rollout_id, target_id)
+    def _cancel_confirmation(
+        self, request: HttpRequest, rollout: Rollout, *, revert: bool
+    ) -> HttpResponse:
+        """The page naming every site of ``rollout`` and what cancelling does to it."""
+        cancellable = (Rollout.Status.DRAFT, Rollout.Status.RUNNING, Rollout.Status.PAUSED)
+        if rollout.status not in cancellable:
+            messages.error(request, f"rollout #{rollout.pk} is {rollout.status}; nothing to cancel")
+            return HttpResponseRedirect(self._detail_url(rollout))
+        rows: list[tuple[int, tuple[str, str, str]]] = []
+        left_alone: list[tuple[str, str]] = []
+        targets = (
+            rollout.targets.select_related("site")
+            .only("id", "status", "from_image", "to_image", "site", "site__slug", "site__image")
+            .order_by("wave", "position")
+        )
+        for target in targets:
+            outcome = cancel_outcome(target, revert=revert)
+            if outcome:
+                rows.append((target.pk, (target.site.slug, target.get_status_display(), outcome)))
+            else:
+                left_alone.append((target.site.slug, f"already {target.get_status_display()}"))
+        what = (
+            "stops, and every site it changed goes back to the image it ran before, wave by wave"
+            if revert
+            else "stops; the sites it already changed keep the image it gave them"
+        )
+        name = f"rollout #{rollout.pk} ({rollout.kind}"
+        name += f" to {rollout.image})" if rollout.image else " to previous images)"
+        return self.render_confirmation(
+            request,
+            Confirmation(
+                action="cancel_revert_rollout" if revert else "cancel_rollout",
+                title=f"Cancel and revert rollout #{rollout.pk}"
+                if revert
+                else f"Cancel rollout #{rollout.pk}",
+                intro=f"Cancelling {name}: it {what}. Sites it has not patched yet are "
+                "skipped. For each site:",
+                columns=("Site", "Status", "What happens"),
+                rows=rows,
+                skipped=left_alone,
+                confirm_label=f"Yes, cancel and revert rollout #{rollout.pk}"
+                if revert
+                else f"Yes, cancel rollout #{rollout.pk}",
+                danger=True,
+            ),
+        )
 
-    def _skip(self, request: HttpRequest, rollout_id: int, target_id: int) -> HttpResponse:
-        """Skip one site of a rollout: never patched (pending) or no longer awaited (waiting)."""
+    def skip_view(self, request: HttpRequest, rollout_id: int, target_id: int) -> HttpResponse:
+        """Skip one site of a rollout: never patched (pending) or no longer awaited (waiting).
+
+        A GET (or an unconfirmed POST) shows what will happen; only the confirmed POST acts.
+        """
         if not request.user.has_perm("rollouts.control_rollout"):
             raise PermissionDenied
         target = get_object_or_404(
@@ -253,13 +411,35 @@ class RolloutAdmin(ViewOnlyAdmin):
             pk=target_id,
             rollout_id=rollout_id,
         )
+        rollout, slug = target.rollout, target.site.slug
+        if not confirmed(request):
+            outcome = skip_outcome(target)
+            if not outcome:
+                messages.error(
+                    request,
+                    f"{slug} is {target.get_status_display()} in rollout #{rollout.pk}; only a "
+                    "pending or waiting site can be skipped",
+                )
+                return HttpResponseRedirect(self._detail_url(rollout))
+            return self.render_confirmation(
+                request,
+                Confirmation(
+                    action="skip_target",
+                    title=f"Skip {slug} in rollout #{rollout.pk}",
+                    intro=f"{slug} will be skipped in rollout #{rollout.pk} "
+                    f"({rollout.kind}{' to ' + rollout.image if rollout.image else ''}):",
+                    columns=("Site", "Status", "What happens"),
+                    rows=[(target.pk, (slug, target.get_status_display(), outcome))],
+                    confirm_label=f"Yes, skip {slug}",
+                ),
+            )
         try:
             services.rollout_skip_target(target=target, actor=request.user)
         except services.RolloutError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"{target.site.slug} skipped.")
-        return HttpResponseRedirect(self._detail_url(target.rollout))
+            messages.success(request, f"{slug} skipped.")
+        return HttpResponseRedirect(self._detail_url(rollout))
 
     def upgrade_all_view(self, request: HttpRequest) -> HttpResponse:
         """Start the whole-fleet upgrade flow without ticking sites in the Site list."""
@@ -269,7 +449,7 @@ class RolloutAdmin(ViewOnlyAdmin):
     def _detail_url(rollout: Rollout) -> str:
         return reverse("admin:rollouts_rollout_change", args=[rollout.pk])
 
-    # -- upgrade flow: form -> preview -> confirm ----------------------------------------------
+    # -- the flows: (form ->) preview -> confirm ------------------------------------------------
 
     def _selection(self, request: HttpRequest, perm: str) -> tuple[str, Any] | None:
         """``(mode, sites)`` a Site action remembered for a flow needing ``perm``; None if none.
@@ -294,7 +474,7 @@ class RolloutAdmin(ViewOnlyAdmin):
     def _flow_context(
         self, request: HttpRequest, *, title: str, sites, form: forms.Form, **extra: Any
     ) -> dict[str, Any]:
-        """What the form and preview pages of both flows show."""
+        """What the form and preview pages of the flows that start from a selection show."""
         return {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -303,6 +483,52 @@ class RolloutAdmin(ViewOnlyAdmin):
             "form": form,
             **extra,
         }
+
+    @staticmethod
+    def _confirmed_plan(request: HttpRequest, typed: TypedConfirmation | None) -> bool:
+        """True for the preview page's confirming POST, with what ``typed`` asks typed."""
+        if request.method != "POST" or request.POST.get("stage") != "confirm":
+            return False
+        if typed is not None and not typed.matches(request):
+            messages.error(request, typed.refusal)
+            return False
+        return True
+
+    def _preview_context(
+        self,
+        preview: services.RolloutPreview,
+        *,
+        wave_timeout: int,
+        auto_revert: bool,
+        typed: TypedConfirmation | None,
+    ) -> dict[str, Any]:
+        """What the preview page of every flow shows, with the dry run of the first wave."""
+        dry_run_results: list[services.DryRunResult] = []
+        dry_run_error = ""
+        # The one Kubernetes call an admin request makes, on purpose: the API server's verdict
+        # on the first wave's patch, with nothing changed (dryRun=All).
+        try:
+            dry_run_results = services.rollout_dry_run(preview=preview, limit=DRY_RUN_LIMIT)
+        except Exception as exc:  # configuration or connection: show, don't crash
+            dry_run_error = f"dry run not possible: {exc}"
+        first_wave = len(preview.waves[0]) if preview.waves else 0
+        return {
+            "preview": preview,
+            "waves": [
+                (index + 1, [(slug, preview.image_for(slug)) for slug in slugs])
+                for index, slugs in enumerate(preview.waves)
+            ],
+            "per_site_images": bool(preview.to_images),
+            "dry_run_results": dry_run_results,
+            "dry_run_error": dry_run_error,
+            "dry_run_ok": bool(dry_run_results) and all(r.ok for r in dry_run_results),
+            "dry_run_more": max(first_wave - DRY_RUN_LIMIT, 0),
+            "wave_timeout": wave_timeout,
+            "auto_revert": auto_revert,
+            "typed_confirmation": typed,
+        }
+
+    # -- upgrade of selected sites or the whole fleet ----------------------------------------
 
     def upgrade_view(self, request: HttpRequest) -> HttpResponse:
         selection = self._selection(request, UPGRADE.perm)
@@ -330,68 +556,114 @@ class RolloutAdmin(ViewOnlyAdmin):
         except PlanError as exc:
             form.add_error(None, str(exc))
             return TemplateResponse(request, "admin/rollouts/upgrade_form.html", context)
-        if stage == "confirm":
-            typed = request.POST.get("confirm_image", "").strip()
-            if whole_fleet and typed != preview.image:
-                messages.error(request, "Type the image name exactly to upgrade the whole fleet.")
-            else:
-                rollout = services.rollout_create(
-                    sites=sites, image=data["image"], waves=data["waves"],
-                    max_failures=data["max_failures"], wave_timeout=data["wave_timeout"],
-                    auto_revert=data["auto_revert"], actor=request.user,
-                    whole_fleet=whole_fleet,
-                )  # fmt: skip
-                services.rollout_start(rollout=rollout, actor=request.user)
-                request.session.pop(SESSION_KEY, None)
-                messages.success(request, f"Rollout #{rollout.pk} started.")
-                return HttpResponseRedirect(self._detail_url(rollout))
-        context.update(self._preview_context(preview, dry_run=True))
+        typed = typed_image(preview) if whole_fleet else None
+        if self._confirmed_plan(request, typed):
+            rollout = services.rollout_create(
+                sites=sites, image=data["image"], waves=data["waves"],
+                max_failures=data["max_failures"], wave_timeout=data["wave_timeout"],
+                auto_revert=data["auto_revert"], actor=request.user,
+                whole_fleet=whole_fleet,
+            )  # fmt: skip
+            services.rollout_start(rollout=rollout, actor=request.user)
+            request.session.pop(SESSION_KEY, None)
+            messages.success(request, f"Rollout #{rollout.pk} started.")
+            return HttpResponseRedirect(self._detail_url(rollout))
+        context.update(
+            self._preview_context(
+                preview,
+                wave_timeout=data["wave_timeout"],
+                auto_revert=data["auto_revert"],
+                typed=typed,
+            )
+        )
         return TemplateResponse(request, "admin/rollouts/preview.html", context)
 
-    def _preview_context(self, preview: services.RolloutPreview, *, dry_run: bool) -> dict:
-        first_wave = list(preview.waves[0][:DRY_RUN_LIMIT]) if preview.waves else []
-        dry_run_results: list[services.DryRunResult] = []
-        dry_run_error = ""
-        if dry_run and first_wave:
-            # The one Kubernetes call an admin request makes, on purpose: the API server's
-            # verdict on the first wave's patch, with nothing changed (dryRun=All).
-            try:
-                dry_run_results = services.rollout_dry_run(slugs=first_wave, image=preview.image)
-            except Exception as exc:  # configuration or connection: show, don't crash
-                dry_run_error = f"dry run not possible: {exc}"
-        return {
-            "preview": preview,
-            "waves": [(index + 1, slugs) for index, slugs in enumerate(preview.waves)],
-            "dry_run_results": dry_run_results,
-            "dry_run_error": dry_run_error,
-            "dry_run_ok": bool(dry_run_results) and all(r.ok for r in dry_run_results),
-        }
-
-    # -- rollback of selected sites -----------------------------------------------------------
+    # -- rollback of selected sites ------------------------------------------------------------
 
     def rollback_sites_view(self, request: HttpRequest) -> HttpResponse:
+        """Form -> preview -> confirm; each site back to the image before its last upgrade."""
         selection = self._selection(request, ROLLBACK.perm)
         if selection is None:
             return self._no_selection(request)
-        _, sites = selection
+        mode, sites = selection
+        whole_fleet = mode == "all" or covers_whole_fleet(sites.values_list("pk", flat=True))
+        stage = request.POST.get("stage", "form") if request.method == "POST" else "form"
         form = StrategyForm(request.POST if request.method == "POST" else None)
         context = self._flow_context(
-            request, title="Roll back selected sites", sites=sites, form=form, rollback=True
+            request,
+            title="Roll back all sites" if mode == "all" else "Roll back selected sites",
+            sites=sites,
+            form=form,
+            rollback=True,
+            whole_fleet=whole_fleet,
         )
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            if request.POST.get("stage") == "confirm":
-                rollout = services.sites_rollback(
-                    sites=sites, actor=request.user, waves=data["waves"],
-                    max_failures=data["max_failures"], wave_timeout=data["wave_timeout"],
-                    auto_revert=data["auto_revert"],
-                )  # fmt: skip
-                request.session.pop(SESSION_KEY, None)
-                messages.success(request, f"Rollback #{rollout.pk} started.")
-                return HttpResponseRedirect(self._detail_url(rollout))
+        if stage == "form" or not form.is_valid():
+            return TemplateResponse(request, "admin/rollouts/upgrade_form.html", context)
+        data = form.cleaned_data
+        try:
             preview = services.sites_rollback_plan(
                 sites=sites, waves=data["waves"], max_failures=data["max_failures"]
             )
-            context.update(self._preview_context(preview, dry_run=False))
-            return TemplateResponse(request, "admin/rollouts/preview.html", context)
-        return TemplateResponse(request, "admin/rollouts/upgrade_form.html", context)
+        except PlanError as exc:
+            form.add_error(None, str(exc))
+            return TemplateResponse(request, "admin/rollouts/upgrade_form.html", context)
+        typed = typed_site_count(preview) if whole_fleet else None
+        if self._confirmed_plan(request, typed):
+            rollout = services.sites_rollback(
+                sites=sites, actor=request.user, waves=data["waves"],
+                max_failures=data["max_failures"], wave_timeout=data["wave_timeout"],
+                auto_revert=data["auto_revert"],
+            )  # fmt: skip
+            request.session.pop(SESSION_KEY, None)
+            messages.success(request, f"Rollback #{rollout.pk} started.")
+            return HttpResponseRedirect(self._detail_url(rollout))
+        context.update(
+            self._preview_context(
+                preview,
+                wave_timeout=data["wave_timeout"],
+                auto_revert=data["auto_revert"],
+                typed=typed,
+            )
+        )
+        return TemplateResponse(request, "admin/rollouts/preview.html", context)
+
+    # -- rollback of a rollout -----------------------------------------------------------------
+
+    def rollback_view(self, request: HttpRequest, rollout_id: int) -> HttpResponse:
+        """Preview -> confirm: every site ``rollout`` changed back to its own earlier image,
+        in the rollout's waves and gates (so there is no strategy form)."""
+        if not request.user.has_perm(ROLLBACK.perm):
+            raise PermissionDenied
+        rollout = get_object_or_404(Rollout, pk=rollout_id)
+        try:
+            preview = services.rollout_rollback_plan(rollout=rollout)
+        except services.RolloutError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(self._detail_url(rollout))
+        whole_fleet = rollout.selection == Rollout.Selection.ALL or covers_whole_fleet(
+            rollout.targets.values_list("site_id", flat=True)
+        )
+        typed = typed_site_count(preview) if whole_fleet else None
+        if self._confirmed_plan(request, typed):
+            try:
+                rollback = services.rollout_rollback(rollout=rollout, actor=request.user)
+            except services.RolloutError as exc:
+                messages.error(request, str(exc))
+                return HttpResponseRedirect(self._detail_url(rollout))
+            messages.success(request, f"Rollback #{rollback.pk} of rollout #{rollout.pk} started.")
+            return HttpResponseRedirect(self._detail_url(rollback))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Roll back rollout #{rollout.pk}",
+            "parent": rollout,
+            "rollback": True,
+            "whole_fleet": whole_fleet,
+            **self._preview_context(
+                preview,
+                wave_timeout=rollout.wave_timeout_seconds,
+                auto_revert=rollout.auto_revert,
+                typed=typed,
+            ),
+        }
+        return TemplateResponse(request, "admin/rollouts/preview.html", context)

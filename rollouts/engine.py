@@ -645,9 +645,14 @@ class _Tick:
                         },
                     )
             else:
+                where = (
+                    "back on the previous image"
+                    if rollout.kind == Rollout.Kind.ROLLBACK
+                    else "on the new image"
+                )
                 message = (
                     f"{total - failed - counts.get(TStatus.SKIPPED, 0)} of {total} "
-                    f"sites on the new image; {failed} failed"
+                    f"sites {where}; {failed} failed"
                 )
                 changed = Rollout.objects.filter(pk=rollout.pk, status=RStatus.RUNNING).update(
                     status=RStatus.SUCCEEDED,

@@ -57,9 +57,11 @@ __all__ = [
     "rollout_plan",
     "rollout_resume",
     "rollout_rollback",
+    "rollout_rollback_plan",
     "rollout_skip_target",
     "rollout_start",
     "sites_rollback",
+    "sites_rollback_plan",
 ]
 
 # The strategy a rollout gets unless told otherwise (services, admin form and commands).
@@ -100,6 +102,10 @@ class RolloutPreview:
     @property
     def allowed_failures(self) -> int:
         return self.budget.allowed(self.plan.total)
+
+    def image_for(self, slug: str) -> str:
+        """The image the rollout would give ``slug``: its own for rollbacks, else ``image``."""
+        return self.to_images.get(slug, self.image)
 
 
 def _enqueue_tick(rollout_id: int) -> None:
@@ -256,7 +262,7 @@ def _create_from_preview(
                         site_id=preview.site_ids[slug],
                         wave=wave_index,
                         position=position,
-                        to_image=preview.to_images.get(slug, preview.image),
+                        to_image=preview.image_for(slug),
                     )
                 )
                 position += 1
@@ -487,13 +493,11 @@ def rollout_skip_target(*, target: RolloutTarget, actor: Actor) -> RolloutTarget
     return target
 
 
-def rollout_rollback(
-    *, rollout: Rollout, actor: Actor, start: bool = True, enqueue: bool = True
-) -> Rollout:
-    """Roll back ``rollout``: a new Rollout (kind rollback, parent=rollout) in which every site
-    it changed goes back to its own ``from_image``, with the same waves and gates.
+def rollout_rollback_plan(*, rollout: Rollout) -> RolloutPreview:
+    """Preview of :func:`rollout_rollback`: every site ``rollout`` changed, each back to its own
+    ``from_image``, in the rollout's waves (database reads only).
 
-    Sites already on that image are left out, so rolling back twice is a no-op.
+    Raises :class:`RolloutError` while ``rollout`` is a draft or still active.
     """
     if rollout.status in (Rollout.Status.DRAFT, *Rollout.ACTIVE_STATUSES):
         raise RolloutError(
@@ -515,9 +519,21 @@ def rollout_rollback(
     )
     to_images = {target.site_id: target.from_image for target in changed}
     sites = [target.site for target in changed]
-    preview = _rollback_preview(
+    return _rollback_preview(
         sites=sites, to_images=to_images, waves=rollout.waves, max_failures=rollout.max_failures
     )
+
+
+def rollout_rollback(
+    *, rollout: Rollout, actor: Actor, start: bool = True, enqueue: bool = True
+) -> Rollout:
+    """Roll back ``rollout``: a new Rollout (kind rollback, parent=rollout) in which every site
+    it changed goes back to its own ``from_image``, with the same waves and gates.
+
+    Sites already on that image are left out, so rolling back twice is a no-op. The plan is
+    :func:`rollout_rollback_plan`, made again here (what the preview showed may have moved).
+    """
+    preview = rollout_rollback_plan(rollout=rollout)
     return _create_from_preview(
         preview=preview,
         kind=Rollout.Kind.ROLLBACK,
@@ -583,12 +599,15 @@ class DryRunResult:
 
 
 def rollout_dry_run(
-    *, slugs: Sequence[str], image: str, cluster: Cluster | None = None
+    *, preview: RolloutPreview, limit: int, cluster: Cluster | None = None
 ) -> list[DryRunResult]:
-    """Server-side dry-run patch (``dryRun=All``) of ``slugs`` to ``image``: nothing changes.
+    """Server-side dry-run patch (``dryRun=All``) of the first wave of ``preview`` (at most
+    ``limit`` sites), each to the image the rollout would give it: nothing changes.
 
-    This is the one Kubernetes call an admin request makes, on purpose: the preview page shows
-    whether the API server would accept the patch. Must not run inside a transaction.
+    One mechanism for upgrades (every site to ``preview.image``) and rollbacks (each site to
+    its own image). This is the one Kubernetes call an admin request makes, on purpose: the
+    preview page shows whether the API server would accept the patch. Must not run inside a
+    transaction.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -596,11 +615,16 @@ def rollout_dry_run(
 
     from cluster.gateway import Cluster, ClusterError
 
+    slugs = list(preview.waves[0][:limit]) if preview.waves else []
+    if not slugs:
+        return []
     cluster = cluster or Cluster.from_settings()
 
     def one(slug: str) -> DryRunResult:
         try:
-            snap = cluster.set_image(slug, image, change_cause="dry run", dry_run=True)
+            snap = cluster.set_image(
+                slug, preview.image_for(slug), change_cause="dry run", dry_run=True
+            )
         except ClusterError as exc:
             return DryRunResult(slug, False, str(exc))
         return DryRunResult(slug, True, f"would run {snap.image} (generation {snap.generation})")

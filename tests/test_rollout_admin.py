@@ -1,5 +1,6 @@
 """Rollout admin: the Site actions' flow (form -> preview with dry run -> confirm), the progress
-page, control buttons, permissions and CSRF."""
+page, control buttons, permissions and CSRF. The confirmation pages of rollback, skip and cancel
+have their own tests: tests/test_rollout_confirmations.py."""
 
 from __future__ import annotations
 
@@ -128,15 +129,19 @@ def test_whole_fleet_link_and_skip_button(admin_client, live_sites, cluster, dja
     skip = reverse("admin:rollouts_rollout_skip", args=[rollout.pk, target.pk])
     detail = admin_client.get(reverse("admin:rollouts_rollout_change", args=[rollout.pk]))
     assert skip.encode() in detail.content
-    assert admin_client.get(skip).status_code == 405  # POST only
     viewer = django_user_model.objects.create_user("viewer", password="pw-viewer-1", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_rollout"))
     client = Client()
     client.force_login(viewer)
-    assert client.post(skip).status_code == 403
+    assert client.get(skip).status_code == 403
+    assert client.post(skip, {"post": "yes"}).status_code == 403
+    # The button opens a confirmation page; neither it nor an unconfirmed POST skips.
+    page = admin_client.get(skip)
+    assert page.status_code == 200 and b"site-0002" in page.content
+    assert admin_client.post(skip).status_code == 200
     target.refresh_from_db()
     assert target.status == RolloutTarget.Status.PENDING
-    admin_client.post(skip)
+    admin_client.post(skip, {"post": "yes"})
     target.refresh_from_db()
     assert target.status == RolloutTarget.Status.SKIPPED
     assert AuditEvent.objects.filter(action="target.skipped", site=target.site).exists()
