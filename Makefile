@@ -48,3 +48,36 @@ bench: install
 
 clean:
 	rm -rf $(VENV) couchserver/node_modules var db.sqlite3
+
+## A real Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, kube-controller-manager,
+## kube-scheduler, kwok fake node), built from the Go modules pinned in realcluster/.
+.PHONY: realcluster realcluster-up realcluster-down realcluster-status realcluster-env test-real
+## make realcluster: build the binaries once into ~/.cache/subscribie-admin/realcluster/<versions>/bin ($REALCLUSTER_CACHE)
+realcluster:
+	bash realcluster/cluster.sh build
+
+## make realcluster-up: start it and wait until ready; kubeconfig in var/realcluster/kubeconfig
+realcluster-up: realcluster $(VENV)/.installed
+	bash realcluster/cluster.sh up
+	@bash realcluster/cluster.sh env
+
+## make realcluster-down: stop it and remove its data (safe to run when it is not up)
+realcluster-down:
+	bash realcluster/cluster.sh down
+
+realcluster-status:
+	@bash realcluster/cluster.sh status
+
+## make realcluster-env: print `export KUBECONFIG=...`, versions, ports and paths
+realcluster-env:
+	@bash realcluster/cluster.sh env
+
+## make test-real: kubesim's contract tests (kubectl and the official client) and the product's
+## end-to-end tests against the real control plane; it is brought up and always taken down.
+REALCLUSTER_STATE := $(CURDIR)/var/realcluster
+test-real: install realcluster
+	bash realcluster/cluster.sh up
+	KUBESIM_CONTRACT_KUBECONFIG=$(REALCLUSTER_STATE)/kubeconfig \
+	KUBESIM_CONTRACT_AUDIT_LOG=$(REALCLUSTER_STATE)/audit.log \
+	  $(VENV)/bin/pytest --real-cluster-only $(PYTEST_ARGS); \
+	  status=$$?; bash realcluster/cluster.sh down; exit $$status

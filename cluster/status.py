@@ -15,7 +15,8 @@ Invariants
 * A "done" state implies ``observedGeneration >= generation`` (and ``>= expected_generation``),
   ``updatedReplicas >= spec.replicas``, ``replicas <= updatedReplicas`` and
   ``availableReplicas >= updatedReplicas``.
-* "failed" is only ever ``ProgressDeadlineExceeded`` on an observed generation.
+* "failed" is only ever ``ProgressDeadlineExceeded`` on an observed generation; while we wait
+  for our own patch (``expected_generation``), only one written after that patch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
 CONTAINER_NAME = "subscribie"
 SITE_NAME_LABEL = "subscribie-site"
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
+FIELD_MANAGER = "subscribie-admin"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 # deploymentutil.TimedOutReason in Kubernetes.
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
@@ -106,7 +109,11 @@ def rollout_state(
         return RolloutState("progressing", "Waiting for deployment spec update to be observed...")
 
     progressing = _condition(status, "Progressing")
-    if progressing is not None and progressing.get("reason") == PROGRESS_DEADLINE_EXCEEDED:
+    if (
+        progressing is not None
+        and progressing.get("reason") == PROGRESS_DEADLINE_EXCEEDED
+        and not (expected_generation is not None and _timed_out_before_our_patch(deployment))
+    ):
         message = f"deployment {name} exceeded its progress deadline"
         detail = _str(progressing.get("message"))
         # kubectl stops at the sentence above; the controller's message says which ReplicaSet
@@ -162,6 +169,38 @@ def snapshot(
         change_cause=change_cause if isinstance(change_cause, str) else None,
         state=rollout_state(deployment, expected_generation=expected_generation),
     )
+
+
+def _timed_out_before_our_patch(deployment: Mapping[str, Any]) -> bool:
+    """Whether the ProgressDeadlineExceeded condition predates our latest write.
+
+    A real deployment controller keeps a timed-out condition when the template goes back to
+    one whose ReplicaSet still exists (a revert or rollback): it only replaces it once that
+    rollout completes, and meanwhile marks the new generation observed. Read as kubectl does,
+    the revert would "fail" at once. A timeout of our own patch can only be written at least
+    ``progressDeadlineSeconds`` (>= 1) after it, so a condition last updated no later than our
+    field manager's last write (both server clock, whole seconds) is the old rollout's.
+    """
+    condition = _condition(_mapping(deployment.get("status")), "Progressing") or {}
+    timed_out_at = _timestamp(condition.get("lastUpdateTime"))
+    ours = [
+        _timestamp(entry.get("time"))
+        for entry in _mapping(deployment.get("metadata")).get("managedFields") or []
+        if isinstance(entry, Mapping)
+        and entry.get("manager") == FIELD_MANAGER
+        and not entry.get("subresource")
+    ]
+    patched_at = max((t for t in ours if t is not None), default=None)
+    return timed_out_at is not None and patched_at is not None and timed_out_at <= patched_at
+
+
+def _timestamp(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 # --- tolerant readers: the API omits zero-valued status fields, so absence means 0 ------------

@@ -95,6 +95,7 @@ def test_status_module_agrees_on_shared_names() -> None:
     # status.py keeps its own copies to stay dependency-free; pin them together here.
     assert status.CONTAINER_NAME == manifests.CONTAINER_NAME
     assert status.SITE_NAME_LABEL == manifests.SITE_NAME_LABEL
+    assert status.FIELD_MANAGER == manifests.FIELD_MANAGER
     assert status.CHANGE_CAUSE_ANNOTATION == manifests.CHANGE_CAUSE_ANNOTATION
 
 

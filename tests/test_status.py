@@ -128,6 +128,61 @@ def test_deadline_on_unobserved_generation_is_not_failure() -> None:
     )
 
 
+def managed_by_us(at: str) -> list[dict[str, Any]]:
+    return [
+        {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+         "time": "2026-12-03T10:00:09Z"},
+        {"manager": "subscribie-admin", "operation": "Update", "time": at},
+    ]  # fmt: skip
+
+
+def revert_in_flight(*, timed_out_at: str, patched_at: str) -> dict[str, Any]:
+    """What a real controller shows right after a revert to a ReplicaSet that still exists:
+    the new generation observed, the old rollout's timeout still there, the stalled pod not
+    yet gone."""
+    conditions = [
+        {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "ProgressDeadlineExceeded",
+            "lastUpdateTime": timed_out_at,
+            "message": 'ReplicaSet "bobs-bakery-broken" has timed out progressing.',
+        }
+    ]
+    status = {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}
+    dep = make_deployment(
+        generation=3, status=status, conditions=conditions, managedFields=managed_by_us(patched_at)
+    )
+    return dep
+
+
+def test_timeout_from_before_our_patch_is_not_our_failure() -> None:
+    dep = revert_in_flight(timed_out_at="2026-12-03T10:00:05Z", patched_at="2026-12-03T10:00:07Z")
+    result = state(dep, expected_generation=3)
+    assert result.phase == "progressing"
+    assert result.message.endswith("1 old replicas are pending termination...")
+    # The same second counts as before: our own timeout comes >= progressDeadlineSeconds later.
+    same = revert_in_flight(timed_out_at="2026-12-03T10:00:07Z", patched_at="2026-12-03T10:00:07Z")
+    assert state(same, expected_generation=3).phase == "progressing"
+    # Once the stalled pod is gone it reads as done, as the controller then says too.
+    dep["status"]["replicas"] = 2
+    assert state(dep, expected_generation=3).done
+
+
+def test_timeout_after_our_patch_fails_and_without_a_patch_of_ours_kubectl_rules() -> None:
+    late = revert_in_flight(timed_out_at="2026-12-03T10:01:08Z", patched_at="2026-12-03T10:00:07Z")
+    assert state(late, expected_generation=3).failed
+    # Not gating a patch of ours (status refresh, kubectl's view): any timeout is a failure.
+    early = revert_in_flight(timed_out_at="2026-12-03T10:00:05Z", patched_at="2026-12-03T10:00:07Z")
+    assert state(early).failed
+    # No write of ours recorded, or no time on the condition: nothing to call stale.
+    early["metadata"]["managedFields"] = managed_by_us("x")[:1]
+    assert state(early, expected_generation=3).failed
+    del early["status"]["conditions"][0]["lastUpdateTime"]
+    early["metadata"]["managedFields"] = managed_by_us("2026-12-03T10:00:07Z")
+    assert state(early, expected_generation=3).failed
+
+
 def test_other_progressing_reasons_are_not_failure() -> None:
     for reason in ("NewReplicaSetAvailable", "ReplicaSetUpdated", "DeploymentPaused"):
         conditions = [{"type": "Progressing", "status": "True", "reason": reason}]
