@@ -1,8 +1,9 @@
 """Command line: ``python -m kubesim serve [--host H] [--port P] [--kubeconfig PATH]
-[--ready-after SECONDS] [--fail-images REGEX]``.
+[--ready-after SECONDS] [--fail-images REGEX]`` and ``python -m kubesim fetch-openapi``.
 
-Prints exactly one line, ``kubesim: serving http://HOST:PORT kubeconfig=PATH``, then serves
-until SIGTERM or SIGINT and exits 0.
+``serve`` prints exactly one line, ``kubesim: serving http://HOST:PORT kubeconfig=PATH``, then
+serves until SIGTERM or SIGINT and exits 0. ``fetch-openapi`` downloads the upstream OpenAPI
+documents into var/cache/ (see kubesim/openapi_spec.py), which ``serve`` then publishes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--fail-images", default=None, help="regex: pods with a matching image never become Ready"
     )
+    fetch = sub.add_parser(
+        "fetch-openapi",
+        help="download k8s.io/kubernetes's api/openapi-spec into var/cache (kubectl explain)",
+    )
+    fetch.add_argument(
+        "--dest", default=None, help="directory to extract api/openapi-spec into (default: var/)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "fetch-openapi":
+        from pathlib import Path
+
+        from . import openapi_spec
+
+        dest = openapi_spec.fetch(Path(args.dest) if args.dest else None)
+        print(
+            f"kubesim: OpenAPI documents of {openapi_spec.MODULE}@{openapi_spec.VERSION} in {dest}"
+        )
+        return 0
 
     stop = threading.Event()
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import apply as ssa
+from .bootstrap import namespace_defaults
 from .defaults import apply_defaults
 from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from .jsonpatch import json_patch, merge_patch
@@ -195,7 +196,14 @@ class Api:
                 ssa.track_update(None, obj, manager, rt.api_version, meta["creationTimestamp"])
             if dry_run:
                 return obj
-            return self.store.put(rt.key, obj)
+            return self._stored_new(rt, obj)
+
+    def _stored_new(self, rt: ResourceType, obj: Obj) -> Obj:
+        """Store a newly created object; a new namespace gets what its controllers add."""
+        stored = self.store.put(rt.key, obj)
+        if rt is NAMESPACES:
+            namespace_defaults(self, stored["metadata"]["name"])
+        return stored
 
     def _initial_status(self, rt: ResourceType, obj: Obj) -> None:
         if rt.plural == "namespaces":
@@ -295,7 +303,13 @@ class Api:
             if "managedFields" in old_meta:
                 meta["managedFields"] = old_meta["managedFields"]
             ssa.track_update(old, new, manager, rt.api_version, now_iso(), subresource)
-        elif "managedFields" in old_meta and not managed_done:
+        elif (
+            "managedFields" in old_meta
+            and not managed_done
+            and not (internal and "managedFields" in meta)
+        ):
+            # Clients cannot rewrite managedFields by update; the controllers (internal)
+            # record their own entry, as a real controller's write leaves one.
             meta["managedFields"] = old_meta["managedFields"]
         if dry_run:
             meta["resourceVersion"] = old_meta["resourceVersion"]
@@ -431,7 +445,7 @@ class Api:
             created["metadata"]["managedFields"] = managed
             if dry_run:
                 return created
-            return self.store.put(rt.key, created)
+            return self._stored_new(rt, created)
         return self._commit(
             rt,
             old,

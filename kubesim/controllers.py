@@ -23,8 +23,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .api import Api, random_suffix
+from .apply import track_update
+from .bootstrap import (
+    DEFAULT_SERVICE_ACCOUNT,
+    NODE_IP,
+    NODE_NAME,
+    ROOT_CA_CONFIGMAP,
+    namespace_defaults,
+)
+from .endpoints import EndpointsController
 from .errors import ApiError
-from .resources import DEPLOYMENTS, PODS, REPLICASETS
+from .events import EventRecorder
+from .resources import CONFIGMAPS, DEPLOYMENTS, EVENTS, PODS, REPLICASETS, SERVICEACCOUNTS
 from .store import Obj
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -45,6 +55,7 @@ _NOT_COPIED = frozenset(
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 Key = tuple[str, str]  # (namespace, name)
+_EVENTS = EVENTS.key
 
 
 _FNV_PRIME = 0x01000193
@@ -71,7 +82,8 @@ def template_hash(template: dict[str, Any], collision_count: int = 0) -> str:
     """Stable pod-template-hash (FNV-32a, then SafeEncodeString like the real controller)."""
     data = json.dumps(_without_hash(template), sort_keys=True, separators=(",", ":")).encode()
     if collision_count:
-        data += str(collision_count).encode()
+        # ComputeHash writes the count as 8 little-endian bytes (a uint32, zero-padded).
+        data += int(collision_count).to_bytes(4, "little") + bytes(4)
     return "".join(_SAFE_ALPHABET[b % len(_SAFE_ALPHABET)] for b in str(fnv32a(data)).encode())
 
 
@@ -89,6 +101,19 @@ def _without_hash(template: dict[str, Any] | None) -> Any:
             labels = {k: v for k, v in labels.items() if k != HASH_LABEL}
             return {**t, "metadata": {**meta, "labels": labels}}
     return t
+
+
+# Kinds whose status the kube-controller-manager writes (and so owns in managedFields).
+CONTROLLER_MANAGER = "kube-controller-manager"
+_CONTROLLER_STATUS_KINDS = (DEPLOYMENTS, REPLICASETS)
+
+
+def _as_controller(rt: Any, old: Obj, new: Obj) -> Obj:
+    """``new`` (a fresh version of ``old`` from :func:`_with_status`) with the managedFields
+    entry of kube-controller-manager's ``/status`` write, as a real one leaves (what
+    ``kubectl get -o yaml`` and server-side apply conflicts see)."""
+    track_update(old, new, CONTROLLER_MANAGER, rt.api_version, _now_iso(), "status")
+    return new
 
 
 def _with_status(obj: Obj, status: dict[str, Any]) -> Obj:
@@ -191,6 +216,13 @@ def _set_cond(status: dict[str, Any], ctype: str, cstatus: str, reason: str, mes
     ]
 
 
+def _controlled_by(obj: Obj, uid: str) -> bool:
+    return any(
+        r.get("uid") == uid and r.get("controller")
+        for r in obj["metadata"].get("ownerReferences") or ()
+    )
+
+
 def _drop_cond(status: dict[str, Any], ctype: str) -> None:
     status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != ctype]
 
@@ -208,11 +240,14 @@ class Controllers:
         self.tick = tick
         self._dirty_rs: set[Key] = set()
         self._dirty_d: set[Key] = set()
+        self._dirty_ns: set[str] = set()
         self._timers: list[tuple[float, int, str, str, str]] = []
         self._seq = itertools.count()
         self._ready_at: dict[str, float] = {}  # pod uid -> wall time it became Ready
         # (id(template), id(template)) -> (template, template, equal?); see _same_template.
         self._template_cache: dict[tuple[int, int], tuple[Any, Any, bool]] = {}
+        self.events = EventRecorder(self.store)
+        self.endpoints = EndpointsController(api)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -249,6 +284,8 @@ class Controllers:
 
     # -- event intake (runs under the store lock in writer threads) -----------------------
     def _on_event(self, type_key: str, etype: str, obj: Obj, old: Obj | None) -> None:
+        if type_key == _EVENTS:  # the controllers' own events: the most frequent, never work
+            return
         meta = obj["metadata"]
         ns = meta.get("namespace", "")
         if type_key == PODS.key:
@@ -267,6 +304,11 @@ class Controllers:
                     self._dirty_d.add((ns, ref["name"]))
         elif type_key == DEPLOYMENTS.key and etype != "DELETED":
             self._dirty_d.add((ns, meta["name"]))
+        elif etype == "DELETED" and (
+            (type_key == SERVICEACCOUNTS.key and meta["name"] == DEFAULT_SERVICE_ACCOUNT)
+            or (type_key == CONFIGMAPS.key and meta["name"] == ROOT_CA_CONFIGMAP)
+        ):
+            self._dirty_ns.add(ns)  # the serviceaccounts / root-ca-cert-publisher controllers
         else:
             return
         if not self._wake.is_set():  # cheaper than set() when the loop is awake anyway
@@ -290,6 +332,14 @@ class Controllers:
                 self._guard(self.sync_replicaset, ns, name)
             for ns, name in sorted(d_batch):
                 self._guard(self.sync_deployment, ns, name)
+        # Services last: each is synced once however many of its pods changed above.
+        if self.endpoints.dirty:
+            self.endpoints.process()
+        if self._dirty_ns:
+            with self.store.lock:
+                spaces, self._dirty_ns = self._dirty_ns, set()
+                for ns in sorted(spaces):
+                    namespace_defaults(self.api, ns)
 
     def _guard(self, fn: Any, ns: str, name: str) -> None:
         try:
@@ -353,6 +403,7 @@ class Controllers:
                 cs["state"] = {"running": {"startedAt": now}}
             statuses.append(cs)
         flag = "True" if ready else "False"
+        pod_ip = f"10.244.{hash(name) % 250}.{hash(ns + name) % 250 + 1}"
         conds = [
             {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now},
             {"type": "Initialized", "status": "True", "lastTransitionTime": now},
@@ -373,16 +424,24 @@ class Controllers:
             {
                 "phase": "Running",
                 "conditions": conds,
-                "hostIP": "10.0.0.1",
-                "podIP": f"10.244.{hash(name) % 250}.{hash(ns + name) % 250 + 1}",
+                "hostIP": NODE_IP,
+                "hostIPs": [{"ip": NODE_IP}],
+                "podIP": pod_ip,
+                "podIPs": [{"ip": pod_ip}],
                 "startTime": pod["metadata"].get("creationTimestamp", now),
                 "containerStatuses": statuses,
                 "qosClass": "BestEffort",
             },
         )
+        bound = not pod["spec"].get("nodeName")
+        if bound:
+            # The scheduler's binding: a pod created on its own lands on the one node too.
+            new["spec"] = dict(pod["spec"], nodeName=NODE_NAME)
         if ready:
             self._ready_at[pod["metadata"]["uid"]] = time.time()
-        self._put_status(PODS, pod, new)
+        stored = self._put_status(PODS, pod, new)
+        if bound:
+            self.events.scheduled(stored, NODE_NAME)
 
     def _put_status(self, rt: Any, old: Obj, new: Obj) -> Obj:
         """Store ``new``: the current ``old`` with only its status (and annotations) changed.
@@ -427,7 +486,16 @@ class Controllers:
         want = rs["spec"].get("replicas", 1)
         if len(pods) < want:
             for _ in range(want - len(pods)):
-                pods.append(self._create_pod(rs))
+                pod = self._create_pod(rs)
+                pods.append(pod)
+                self.events.record(
+                    rs,
+                    "Normal",
+                    "SuccessfulCreate",
+                    f"Created pod: {pod['metadata']['name']}",
+                    "replicaset-controller",
+                    _now_iso(),
+                )
         elif len(pods) > want:
             # Like the real controller: delete not-ready pods first, then the newest.
             victims = sorted(
@@ -437,6 +505,14 @@ class Controllers:
             doomed = {p["metadata"]["name"] for p in victims}
             for p in victims:
                 self.api.delete(PODS, ns, p["metadata"]["name"])
+                self.events.record(
+                    rs,
+                    "Normal",
+                    "SuccessfulDelete",
+                    f"Deleted pod: {p['metadata']['name']}",
+                    "replicaset-controller",
+                    _now_iso(),
+                )
             pods = [p for p in pods if p["metadata"]["name"] not in doomed]
         now = time.time()
         min_ready = rs["spec"].get("minReadySeconds", 0) or 0
@@ -464,7 +540,9 @@ class Controllers:
         if available:
             status["availableReplicas"] = available
         if status != rs.get("status"):
-            self._put_status(REPLICASETS, rs, _with_status(rs, status))
+            self._put_status(
+                REPLICASETS, rs, _as_controller(REPLICASETS, rs, _with_status(rs, status))
+            )
 
     def _create_pod(self, rs: Obj) -> Obj:
         meta = rs["metadata"]
@@ -501,8 +579,10 @@ class Controllers:
         }
         if tmeta.get("annotations"):
             pod["metadata"]["annotations"] = dict(tmeta["annotations"])
-        pod["spec"]["nodeName"] = "kubesim-node"
-        return self.api.create(PODS, meta["namespace"], pod, internal=True)
+        pod["spec"]["nodeName"] = NODE_NAME
+        created = self.api.create(PODS, meta["namespace"], pod, internal=True)
+        self.events.scheduled(created, NODE_NAME)
+        return created
 
     def _scale_rs(self, rs: Obj, replicas: int, d: Obj) -> Obj:
         if _replicas(rs) == replicas:
@@ -513,9 +593,20 @@ class Controllers:
         ann = new["metadata"]["annotations"] = dict(rs["metadata"].get("annotations") or {})
         ann[DESIRED_REPLICAS] = str(d["spec"].get("replicas", 1))
         ann[MAX_REPLICAS] = str(d["spec"].get("replicas", 1) + self._surge(d))
-        return self.api.update(
+        scaled = self.api.update(
             REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"], new, internal=True
         )
+        old = _replicas(rs)
+        self.events.record(
+            d,
+            "Normal",
+            "ScalingReplicaSet",
+            f"Scaled {'up' if replicas > old else 'down'} replica set "
+            f"{rs['metadata']['name']} from {old} to {replicas}",
+            "deployment-controller",
+            _now_iso(),
+        )
+        return scaled
 
     def _surge(self, d: Obj) -> int:
         if (d["spec"].get("strategy") or {}).get("type") != "RollingUpdate":
@@ -701,9 +792,31 @@ class Controllers:
         except ApiError as e:
             if e.code != 409:
                 raise
-            # Hash collision with a foreign template: bump collisionCount and retry next sync.
-            status["collisionCount"] = collisions + 1
+            existing = self.store.get(REPLICASETS.key, meta["namespace"], rs["metadata"]["name"])
+            if (
+                existing is not None
+                and _controlled_by(existing, meta["uid"])
+                and self._same_template(d["spec"]["template"], existing["spec"].get("template"))
+            ):
+                return existing  # ours already (a sync that raced its own create)
+            # A hash collision with a foreign template: persist collisionCount + 1 (the hash
+            # includes it) and let the status write queue the next sync, which retries with
+            # the new hash; as getNewReplicaSet does.
+            current = self.store.get(DEPLOYMENTS.key, meta["namespace"], meta["name"])
+            if current is not None:
+                bumped = dict(current.get("status") or {}, collisionCount=collisions + 1)
+                bumped_d = _as_controller(DEPLOYMENTS, current, _with_status(current, bumped))
+                self._put_status(DEPLOYMENTS, current, bumped_d)
             raise
+        if replicas > 0:
+            self.events.record(
+                d,
+                "Normal",
+                "ScalingReplicaSet",
+                f"Scaled up replica set {created['metadata']['name']} from 0 to {replicas}",
+                "deployment-controller",
+                _now_iso(),
+            )
         _set_cond(
             status,
             "Progressing",
@@ -980,4 +1093,4 @@ class Controllers:
         new = _with_status(d, new_status)
         if annotations:
             new["metadata"]["annotations"] = annotations
-        self._put_status(DEPLOYMENTS, d, new)
+        self._put_status(DEPLOYMENTS, d, _as_controller(DEPLOYMENTS, d, new))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from .resources import BY_GV, TYPES
+from .resources import BY_GV, SUBRESOURCE_KINDS, TYPES
 
 SERVER_VERSION = {
     "major": "1",
@@ -66,8 +66,9 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             "namespaced": t.namespaced,
             "kind": t.kind,
             "verbs": list(t.verbs),
-            "storageVersionHash": hashlib.sha256(t.key.encode()).hexdigest()[:12],
         }
+        if not t.virtual:  # reviews are not stored, so they have no storage version
+            entry["storageVersionHash"] = hashlib.sha256(t.key.encode()).hexdigest()[:12]
         if t.short_names:
             entry["shortNames"] = list(t.short_names)
         if t.categories:
@@ -87,13 +88,14 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
                     }
                 )
             else:
+                kind, verbs = SUBRESOURCE_KINDS.get(sub, (t.kind, ("get", "patch", "update")))
                 resources.append(
                     {
                         "name": f"{t.plural}/{sub}",
                         "singularName": "",
                         "namespaced": t.namespaced,
-                        "kind": t.kind,
-                        "verbs": ["get", "patch", "update"],
+                        "kind": kind,
+                        "verbs": list(verbs),
                     }
                 )
     return {

@@ -29,17 +29,26 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def status(self) -> dict[str, Any]:
+        """The ``Status`` body; empty ``reason`` and ``details.group`` are left out (omitempty).
+
+        An empty reason is ``StatusReasonUnknown``: what kube-apiserver answers (code 500) for
+        an error that is not an API status, such as a failed dial to a kubelet.
+        """
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
         }
+        if self.reason:
+            body["reason"] = self.reason
         if self.details is not None:
-            body["details"] = self.details
+            details = self.details
+            if "group" in details and not details["group"]:
+                details = {k: v for k, v in details.items() if k != "group"}
+            body["details"] = details
+        body["code"] = self.code
         return body
 
 

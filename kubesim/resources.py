@@ -7,8 +7,21 @@ error messages and object defaults; adding a type here makes it servable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+NO_COLLECTION_DELETE = ("create", "delete", "get", "list", "patch", "update", "watch")
+CREATE_ONLY = ("create",)
+
+# Subresources that are not stored objects: (kind, verbs) as discovery lists them. ``log`` and
+# the streaming ones are answered by kubesim/kubelet.py; ``scale`` is autoscaling/v1 Scale;
+# anything else (``status``) is the object itself with get/patch/update.
+SUBRESOURCE_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "log": ("Pod", ("get",)),
+    "exec": ("PodExecOptions", ("create", "get")),
+    "attach": ("PodAttachOptions", ("create", "get")),
+    "portforward": ("PodPortForwardOptions", ("create", "get")),
+}
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,11 @@ class ResourceType:
     # Whether ``spec`` changes bump ``metadata.generation`` (workload-style objects).
     has_generation: bool = False
     list_kind: str = field(default="", compare=False)
+    # Not stored: a create computes an answer (SelfSubjectAccessReview and friends).
+    virtual: bool = False
+    # The API server's deprecation warning (apiserver/pkg/endpoints/deprecation), sent as a
+    # ``Warning: 299 - "..."`` header on every request for the type; kubectl prints it.
+    deprecation: str = ""
 
     @property
     def api_version(self) -> str:
@@ -35,9 +53,9 @@ class ResourceType:
     def has_status(self) -> bool:
         return "status" in self.subresources
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Store key: ``plural.group`` (``pods``, ``deployments.apps``)."""
+        """Store key: ``plural.group`` (``pods``, ``deployments.apps``); computed once."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
@@ -51,10 +69,19 @@ TYPES: list[ResourceType] = [
         False,
         ("ns",),
         ("status",),
-        verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+        verbs=NO_COLLECTION_DELETE,
     ),
     ResourceType(
-        "", "v1", "Pod", "pods", "pod", True, ("po",), ("status",), ("all",), has_generation=True
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        True,
+        ("po",),
+        ("status", "log", "exec", "attach", "portforward"),
+        ("all",),
+        has_generation=True,
     ),
     ResourceType(
         "",
@@ -71,6 +98,50 @@ TYPES: list[ResourceType] = [
     ResourceType("", "v1", "Secret", "secrets", "secret", True),
     ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",)),
     ResourceType("", "v1", "Event", "events", "event", True, ("ev",)),
+    ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), ("status",), verbs=ALL_VERBS),
+    ResourceType(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        True,
+        ("ep",),
+        deprecation="v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
+    ),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
+    ResourceType(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        True,
+        ("pvc",),
+        ("status",),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        False,
+        ("pv",),
+        ("status",),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        True,
+        ("rc",),
+        ("status", "scale"),
+        ("all",),
+        has_generation=True,
+    ),
     ResourceType(
         "apps",
         "v1",
@@ -96,6 +167,69 @@ TYPES: list[ResourceType] = [
         has_generation=True,
     ),
     ResourceType(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        True,
+        ("ds",),
+        ("status",),
+        ("all",),
+        has_generation=True,
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        True,
+        ("sts",),
+        ("status", "scale"),
+        ("all",),
+        has_generation=True,
+    ),
+    ResourceType(
+        "batch", "v1", "Job", "jobs", "job", True, (), ("status",), ("all",), has_generation=True
+    ),
+    ResourceType(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        True,
+        ("cj",),
+        ("status",),
+        ("all",),
+        has_generation=True,
+    ),
+    ResourceType(
+        "discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True
+    ),
+    ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        False,
+        verbs=CREATE_ONLY,
+        virtual=True,
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        False,
+        verbs=CREATE_ONLY,
+        virtual=True,
+    ),
+    ResourceType(
         "networking.k8s.io",
         "v1",
         "Ingress",
@@ -119,6 +253,13 @@ PODS = BY_KEY["pods"]
 DEPLOYMENTS = BY_KEY["deployments.apps"]
 REPLICASETS = BY_KEY["replicasets.apps"]
 EVENTS = BY_KEY["events"]
+NODES = BY_KEY["nodes"]
+SERVICES = BY_KEY["services"]
+ENDPOINTS = BY_KEY["endpoints"]
+ENDPOINTSLICES = BY_KEY["endpointslices.discovery.k8s.io"]
+SERVICEACCOUNTS = BY_KEY["serviceaccounts"]
+CONFIGMAPS = BY_KEY["configmaps"]
+LEASES = BY_KEY["leases.coordination.k8s.io"]
 
 
 def by_kind(api_version: str, kind: str) -> ResourceType | None:

@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import discovery, openapi, tables
+from . import authorization, discovery, kubelet, openapi, tables
 from .api import PATCH_TYPES, now_iso
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media_type
-from .resources import BY_GV, ResourceType
+from .resources import BY_GV, NODES, PODS, ResourceType
 from .selectors import label_matcher, parse_field_selector, parse_label_selector
 from .store import Event, dumps
 
@@ -38,6 +38,11 @@ _REASONS = {
     403: "Forbidden",
     401: "Unauthorized",
 }
+
+
+def query_hash(path: str) -> str:
+    values = parse_qs(urlsplit(path).query).get("hash")
+    return values[-1] if values else ""
 
 
 class Route:
@@ -141,13 +146,14 @@ class Handler(BaseHTTPRequestHandler):
         ctype: str = "application/json",
         headers: dict[str, str] | None = None,
     ) -> None:
-        head = [
-            f"HTTP/1.1 {code} {self.responses.get(code, ('',))[0]}",
-            f"Content-Type: {ctype}",
-            f"Content-Length: {len(body)}",
-        ]
+        head = [f"HTTP/1.1 {code} {self.responses.get(code, ('',))[0]}"]
+        if ctype:  # a 204 No Content has no body, so no type either
+            head.append(f"Content-Type: {ctype}")
+        head.append(f"Content-Length: {len(body)}")
         if headers:
             head += [f"{k}: {v}" for k, v in headers.items()]
+        if self._warning:
+            head.append(f"Warning: {self._warning}")
         if self.close_connection:
             head.append("Connection: close")
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
@@ -161,6 +167,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self._sent = False
+        self._warning = ""
         try:
             body = self._read_body()
             url = urlsplit(self.path)
@@ -205,6 +212,12 @@ class Handler(BaseHTTPRequestHandler):
             doc = discovery.api_group(parts[1])
         elif len(parts) == 3 and parts[0] == "apis":
             doc = discovery.resource_list(parts[1], parts[2])
+        elif parts == ["openapi", "v2"]:
+            accept = (self.headers.get("Accept") or "*/*").lower()
+            spec = openapi.v2_bytes()
+            if spec is not None and ("json" in accept or "*/*" in accept):
+                self._send(200, spec)
+                return
         elif parts == ["openapi", "v3"]:
             doc = openapi.root()
         elif parts[:2] == ["openapi", "v3"] and len(parts) >= 4:
@@ -213,6 +226,19 @@ class Handler(BaseHTTPRequestHandler):
                 if parts[2] == "api"
                 else (parts[3], parts[4] if len(parts) > 4 else "")
             )
+            served = openapi.group_version_bytes(group, version)
+            if served is not None:
+                data, digest = served
+                immutable = query_hash(self.path) == digest
+                self._send(
+                    200,
+                    data,
+                    headers={
+                        "Etag": f'"{digest}"',
+                        "Cache-Control": "public, immutable" if immutable else "no-cache, private",
+                    },
+                )
+                return
             doc = openapi.group_version(group, version)
         if doc is None:
             self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
@@ -223,6 +249,8 @@ class Handler(BaseHTTPRequestHandler):
     def _resource(self, method: str, route: Route, query: dict[str, str], body: bytes) -> None:
         sim = self.server.sim
         rt, ns, name, sub = route.rt, route.namespace, route.name, route.subresource
+        if rt.deprecation:
+            self._warning = f'299 - "{rt.deprecation}"'
         if rt.namespaced is False and ns is not None:
             raise not_found(rt.plural, rt.group, name or "")
         if sub is not None and sub not in rt.subresources:
@@ -243,9 +271,18 @@ class Handler(BaseHTTPRequestHandler):
                 "UnsupportedMediaType",
                 "kubesim accepts application/json request bodies only (protobuf is not implemented)",  # noqa: E501 - verbatim message
             )
-        if verb == "create" and name:
-            raise method_not_allowed()
-        if verb in ("update", "patch") and not name:
+        connect = rt is PODS and sub in kubelet.SUBRESOURCES
+        if connect:
+            # GET pods/x/log; GET or POST (the SPDY and WebSocket upgrades) for the others.
+            allowed = ("GET",) if sub == "log" else ("GET", "POST")
+            if method not in allowed or not name:
+                raise method_not_allowed()
+            verb = "get" if method == "GET" else "create"
+        elif (
+            (verb == "create" and name)
+            or (verb in ("update", "patch") and not name)
+            or (sub is None and verb not in rt.verbs)
+        ):
             raise method_not_allowed()
         resource = rt.plural + (f"/{sub}" if sub else "")
         sim.request_log.record(verb, resource, ns, name)
@@ -255,12 +292,38 @@ class Handler(BaseHTTPRequestHandler):
         if rule is not None and rule.status and not rule.after_write:
             self._send_fault(rule.status, rule.message, rule.retry_after)
             return
+        if connect:
+            self._pod_connect(route, query)
+            return
+        if rt.virtual:
+            review = authorization.review(rt, self._json(body))
+            self._send(201, dumps(review))
+            return
         code, payload = self._perform(verb, route, query, body)
         if rule is not None and rule.status and rule.after_write:
             self._send_fault(rule.status, rule.message, rule.retry_after)
             return
         if payload is not None:
             self._send(code, payload)
+
+    def _pod_connect(self, route: Route, query: dict[str, str]) -> None:
+        """pods/{name}/log, exec, attach, portforward: see kubesim/kubelet.py."""
+        api = self.server.sim.api
+        pod = api.get(route.rt, route.namespace or "", route.name or "")
+        store = api.store
+
+        def node(name: str) -> Any:
+            return store.get(NODES.key, "", name)
+
+        if route.subresource == "log":
+            code, text = kubelet.log_response(pod, query, node)
+            self._send(code, text, "text/plain" if code != 204 else "")
+            return
+        commands = parse_qs(urlsplit(self.path).query).get("command", [])
+        raw = kubelet.connect(pod, route.subresource or "", query, self.headers, node, commands)
+        self.close_connection = True  # the upgraded stream ends with this response
+        self.wfile.write(raw)
+        self._sent = True
 
     def _send_fault(self, status: int, message: str, retry_after: int) -> None:
         reason = _REASONS.get(status, "InternalError")
@@ -483,9 +546,10 @@ class Handler(BaseHTTPRequestHandler):
                 snapshot = []
                 start_rv = int(rv_param)
         try:
+            warning = f"Warning: {self._warning}\r\n".encode() if self._warning else b""
             self.wfile.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"  # noqa: E501 - verbatim message
-                b"Cache-Control: no-cache, private\r\n\r\n"
+                b"Cache-Control: no-cache, private\r\n" + warning + b"\r\n"
             )
             self._sent = True
             last_rv = start_rv

@@ -76,8 +76,12 @@ class KubeSim:
         self._bootstrap()
 
     def _bootstrap(self) -> None:
+        from .api import now_iso
+        from .bootstrap import create_node
+
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.api.create(self.api_types("namespaces"), "", {"metadata": {"name": ns}})
+        create_node(self.api, now_iso())
         self.api.create(
             self.api_types("services"),
             "default",
@@ -178,7 +182,11 @@ class KubeSim:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.store.lock:
-                busy = bool(self.controllers._dirty_d or self.controllers._dirty_rs)
+                busy = bool(
+                    self.controllers._dirty_d
+                    or self.controllers._dirty_rs
+                    or self.controllers.endpoints.dirty
+                )
             if not busy:
                 return
             time.sleep(self.controllers.tick)

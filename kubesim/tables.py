@@ -47,6 +47,16 @@ _CREATED_DOC = (
 )
 _CONTAINERS_DOC = "Names of each container in the template."
 _IMAGES_DOC = "Images referenced by each container in the template."
+_NODE_ADDRESSES_DOC = (
+    "List of addresses reachable to the node. Queried from cloud provider, if available. More "
+    "info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This field is "
+    "declared as mergeable, but the merge key is not sufficiently unique, which can cause data "
+    "corruption when it is merged. Callers should instead use a full-replacement patch. See "
+    "https://pr.k8s.io/79391 for an example. Consumers should assume that addresses can change "
+    "during the lifetime of a Node. However, there are some exceptions where this may not be "
+    "possible, such as Pods that inherit a Node's address in its own status or consumers of the "
+    "downward API (status.hostIP)."
+)
 
 
 def column(
@@ -465,6 +475,105 @@ def _event(obj: Obj, now: datetime) -> Row:
     ]
 
 
+def _node(obj: Obj, now: datetime) -> Row:
+    """``printNode`` (with its wide columns, which the server always fills)."""
+    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    states = [] if ready is None else ["Ready" if ready.get("status") == "True" else "NotReady"]
+    states = states or ["Unknown"]
+    if spec.get("unschedulable"):
+        states.append("SchedulingDisabled")
+    roles = set()
+    for k, v in (meta.get("labels") or {}).items():
+        if k.startswith("node-role.kubernetes.io/") and k[len("node-role.kubernetes.io/") :]:
+            roles.add(k[len("node-role.kubernetes.io/") :])
+        elif k == "kubernetes.io/role" and v:
+            roles.add(str(v))
+    info = status.get("nodeInfo") or {}
+    kernel = info.get("kernelVersion") or "<unknown>"
+    if info.get("architecture"):
+        kernel += f" ({info['architecture']})"
+
+    def address(kind: str) -> str:
+        return next(
+            (a["address"] for a in status.get("addresses") or [] if a.get("type") == kind),
+            "<none>",
+        )
+
+    return [
+        meta["name"],
+        ",".join(states),
+        ",".join(sorted(roles)) or "<none>",
+        since(meta.get("creationTimestamp"), now),
+        info.get("kubeletVersion", ""),
+        address("InternalIP"),
+        address("ExternalIP"),
+        info.get("osImage") or "<unknown>",
+        kernel,
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ]
+
+
+def _join_host_port(ip: str, port: Any) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _endpoints(obj: Obj, now: datetime) -> Row:
+    """``printEndpoints``: ``formatEndpoints`` shows at most three ``ip:port``."""
+    subsets = obj.get("subsets") or []
+    shown: list[str] = []
+    count = 0
+    more = False
+    for ss in subsets:
+        addresses = ss.get("addresses") or []
+        ports = ss.get("ports") or []
+        if not ports:
+            count += len(addresses)
+            for a in addresses:
+                if len(shown) == 3:
+                    more = True
+                    break
+                shown.append(str(a.get("ip", "")))
+            continue
+        for port in ports:
+            count += len(addresses)
+            for a in addresses:
+                if len(shown) == 3:
+                    more = True
+                    break
+                shown.append(_join_host_port(str(a.get("ip", "")), port.get("port")))
+    text = ",".join(shown) if subsets else "<none>"
+    if more:
+        text = f"{text} + {count - 3} more..."
+    return [obj["metadata"]["name"], text, since(obj["metadata"].get("creationTimestamp"), now)]
+
+
+def _list_with_more(items: list[str], total: int) -> str:
+    """``listWithMoreString`` (three at most; ``<unset>`` when empty)."""
+    if total > 3:
+        return ",".join(items[:3]) + f" + {total - 3} more..."
+    return ",".join(items) or "<unset>"
+
+
+def _endpointslice(obj: Obj, now: datetime) -> Row:
+    ports = []
+    for p in obj.get("ports") or []:
+        port = p.get("port")
+        ports.append(str(port) if port is not None else (p.get("name") or "*"))
+    addresses = [str(a) for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [
+        obj["metadata"]["name"],
+        obj.get("addressType", ""),
+        _list_with_more(ports, len(ports)),
+        _list_with_more(addresses, len(addresses)),
+        since(obj["metadata"].get("creationTimestamp"), now),
+    ]
+
+
+def _serviceaccount(obj: Obj, now: datetime) -> Row:
+    return [obj["metadata"]["name"], since(obj["metadata"].get("creationTimestamp"), now)]
+
+
 def _default(obj: Obj, now: datetime) -> Row:
     meta = obj["metadata"]
     return [meta["name"], meta.get("creationTimestamp")]
@@ -633,6 +742,90 @@ PRINTERS: dict[str, Printer] = {
         ],
         _event,
     ),
+    "nodes": (
+        [
+            NAME,
+            column("Status", "string", "The status of the node"),
+            column("Roles", "string", "The roles of the node"),
+            AGE,
+            column("Version", "string", "Kubelet Version reported by the node."),
+            column("Internal-IP", "string", _NODE_ADDRESSES_DOC, 1),
+            column("External-IP", "string", _NODE_ADDRESSES_DOC, 1),
+            column(
+                "OS-Image",
+                "string",
+                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 "
+                "(wheezy)).",
+                1,
+            ),
+            column(
+                "Kernel-Version",
+                "string",
+                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+                1,
+            ),
+            column(
+                "Container-Runtime",
+                "string",
+                "ContainerRuntime Version reported by the node through runtime remote API "
+                "(e.g. containerd://1.4.2).",
+                1,
+            ),
+        ],
+        _node,
+    ),
+    "endpoints": (
+        [
+            NAME,
+            column(
+                "Endpoints",
+                "string",
+                "The set of all endpoints is the union of all subsets. Addresses are placed "
+                "into subsets according to the IPs they share. A single address with multiple "
+                "ports, some of which are ready and some of which are not (because they come "
+                "from different containers) will result in the address being displayed in "
+                "different subsets for the different ports. No address will appear in both "
+                "Addresses and NotReadyAddresses in the same subset. Sets of addresses and "
+                "ports that comprise a service.",
+            ),
+            AGE,
+        ],
+        _endpoints,
+    ),
+    "endpointslices.discovery.k8s.io": (
+        [
+            NAME,
+            column(
+                "AddressType",
+                "string",
+                "addressType specifies the type of address carried by this EndpointSlice. All "
+                "addresses in this slice must be the same type. This field is immutable after "
+                "creation. The following address types are currently supported: * IPv4: "
+                "Represents an IPv4 Address. * IPv6: Represents an IPv6 Address. * FQDN: "
+                "Represents a Fully Qualified Domain Name. (Deprecated) The EndpointSlice "
+                "controller only generates, and kube-proxy only processes, slices of addressType "
+                '"IPv4" and "IPv6". No semantics are defined for the "FQDN" type.',
+            ),
+            column(
+                "Ports",
+                "string",
+                "ports specifies the list of network ports exposed by each endpoint in this "
+                "slice. Each port must have a unique name. Each slice may include a maximum of "
+                "100 ports. Services always have at least 1 port, so EndpointSlices generated "
+                "by the EndpointSlice controller will likewise always have at least 1 port. "
+                "EndpointSlices used for other purposes may have an empty ports list.",
+            ),
+            column(
+                "Endpoints",
+                "string",
+                "endpoints is a list of unique endpoints in this slice. Each slice may include "
+                "a maximum of 1000 endpoints.",
+            ),
+            AGE,
+        ],
+        _endpointslice,
+    ),
+    "serviceaccounts": ([NAME, AGE], _serviceaccount),
 }
 
 DEFAULT_PRINTER: Printer = (

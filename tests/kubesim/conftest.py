@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
+from .kubectl_target import target  # noqa: F401 - the fixture, for every module here
+
 
 @pytest.fixture
 def apps(kube_api_client: client.ApiClient) -> client.AppsV1Api:

@@ -11,7 +11,7 @@ from kubernetes.client.rest import ApiException
 
 from kubesim import KubeSim
 
-from .support import site_deployment, wait_for
+from .support import site_deployment, wait_for, wait_rolled_out
 
 
 def test_discovery_and_version(kubesim: KubeSim, kube_api_client: client.ApiClient) -> None:
@@ -45,7 +45,9 @@ def test_typed_crud_metadata_semantics(apps: client.AppsV1Api, kube_namespace: s
         scaled.metadata.uid == meta.uid
         and scaled.metadata.creation_timestamp == meta.creation_timestamp
     )
-    # Status cannot be written through the main resource.
+    # Status cannot be written through the main resource. (Read once the controller is done
+    # with the scale-up: a status write between the read and the replace would be a 409.)
+    wait_rolled_out(apps, kube_namespace, "alpha")
     body = apps.read_namespaced_deployment("alpha", kube_namespace).to_dict()
     replaced = apps.replace_namespaced_deployment(
         "alpha",

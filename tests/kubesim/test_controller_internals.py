@@ -35,8 +35,8 @@ def _template_hash_reference(template: dict[str, Any], collision_count: int = 0)
     if labels:
         labels.pop("pod-template-hash", None)
     data = json.dumps(t, sort_keys=True, separators=(",", ":")).encode()
-    if collision_count:
-        data += str(collision_count).encode()
+    if collision_count:  # ComputeHash: the count as 8 little-endian bytes
+        data += collision_count.to_bytes(8, "little")
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
     return "".join(alphabet[b % len(alphabet)] for b in str(_fnv32a_reference(data)).encode())
 
@@ -180,6 +180,7 @@ def test_status_writes_store_what_api_update_would(
             **o,
             "metadata": {k: v for k, v in o["metadata"].items() if k != "resourceVersion"},
         }
+
         assert json.dumps(strip(stored), sort_keys=True) == json.dumps(
             strip(expected), sort_keys=True
         )

@@ -23,8 +23,8 @@ from kubernetes import client
 from kubesim import KubeSim, tables
 from kubesim.resources import BY_KEY, ResourceType
 
+from .kubectl_target import KUBECTL
 from .support import site_deployment, wait_for, wait_rolled_out
-from .test_kubectl import KUBECTL
 
 TABLE_ACCEPT = (
     "application/json;as=Table;v=v1;g=meta.k8s.io,"
@@ -412,10 +412,10 @@ def test_table_pagination_and_default_convertor(
     _, page = http_get(kubesim, f"/api/v1/namespaces/{ns}/configmaps?limit=2")
     assert [r["cells"][0] for r in page["rows"]] == ["cm-0", "cm-1"]
     assert page["metadata"]["continue"]
-    assert page["metadata"]["remainingItemCount"] == 1
+    assert page["metadata"]["remainingItemCount"] == 2  # cm-2 and kube-root-ca.crt
     token = page["metadata"]["continue"]
     _, rest = http_get(kubesim, f"/api/v1/namespaces/{ns}/configmaps?limit=2&continue={token}")
-    assert [r["cells"][0] for r in rest["rows"]] == ["cm-2"]
+    assert [r["cells"][0] for r in rest["rows"]] == ["cm-2", "kube-root-ca.crt"]
     assert "continue" not in rest["metadata"]
 
     # Events: the real printer's LAST SEEN/TYPE/REASON/OBJECT/MESSAGE (the rest are wide).
@@ -449,7 +449,8 @@ def test_table_watch_events(kubesim: KubeSim, core: client.CoreV1Api, kube_names
     ns = kube_namespace
     core.create_namespaced_config_map(ns, {"metadata": {"name": "a"}, "data": {"k": "v"}})
     req = urllib.request.Request(
-        f"{kubesim.url}/api/v1/namespaces/{ns}/configmaps?watch=true&timeoutSeconds=2",
+        f"{kubesim.url}/api/v1/namespaces/{ns}/configmaps?watch=true&timeoutSeconds=2"
+        "&fieldSelector=metadata.name%3Da",  # not the namespace's kube-root-ca.crt
         headers={"Accept": TABLE_ACCEPT},
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
