@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .api import Api, random_suffix
-from .apply import track_update
 from .bootstrap import (
     DEFAULT_SERVICE_ACCOUNT,
     NODE_IP,
@@ -111,9 +110,67 @@ _CONTROLLER_STATUS_KINDS = (DEPLOYMENTS, REPLICASETS)
 def _as_controller(rt: Any, old: Obj, new: Obj) -> Obj:
     """``new`` (a fresh version of ``old`` from :func:`_with_status`) with the managedFields
     entry of kube-controller-manager's ``/status`` write, as a real one leaves (what
-    ``kubectl get -o yaml`` and server-side apply conflicts see)."""
-    track_update(old, new, CONTROLLER_MANAGER, rt.api_version, _now_iso(), "status")
+    ``kubectl get -o yaml`` and server-side apply conflicts see).
+
+    The controller owns whole status fields, never anyone else's, so its entry is a function
+    of the status's shape alone: built once per shape instead of diffed per write (the
+    general ``track_update`` doubled the cost of a 1,000-site rollout).
+    """
+    fields = _controller_fields(new)
+    meta = new["metadata"]
+    entries = meta.get("managedFields") or []
+    for i, entry in enumerate(entries):
+        if entry.get("manager") == CONTROLLER_MANAGER and entry.get("subresource") == "status":
+            if entry.get("fieldsV1") is fields:
+                return new  # same ownership: the entry (and its time) stays as it was
+            entries = [*entries[:i], *entries[i + 1 :]]
+            break
+    entry = {
+        "manager": CONTROLLER_MANAGER,
+        "operation": "Update",
+        "apiVersion": rt.api_version,
+        "time": _now_iso(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+        "subresource": "status",
+    }
+    meta["managedFields"] = [*entries, entry]
     return new
+
+
+_CONTROLLER_FIELDS: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _controller_fields(obj: Obj) -> dict[str, Any]:
+    """FieldsV1 of the controller's status write; one shared (never mutated) dict per shape."""
+    status = obj.get("status") or {}
+    conditions = tuple(
+        (c.get("type"), tuple(sorted(k for k in c if k != "type")))
+        for c in status.get("conditions") or []
+    )
+    annotations = obj["metadata"].get("annotations") or {}
+    revision = REVISION in annotations
+    shape = (tuple(sorted(k for k in status if k != "conditions")), conditions, revision)
+    fields = _CONTROLLER_FIELDS.get(shape)
+    if fields is None:
+        status_fields: dict[str, Any] = {f"f:{k}": {} for k in shape[0]}
+        if conditions:
+            status_fields["f:conditions"] = {
+                ".": {},
+                **{
+                    f'k:{{"type":{json.dumps(kind)}}}': {
+                        ".": {},
+                        **{f"f:{k}": {} for k in keys},
+                        "f:type": {},
+                    }
+                    for kind, keys in conditions
+                },
+            }
+        fields = {"f:status": status_fields}
+        if revision:
+            fields["f:metadata"] = {"f:annotations": {f"f:{REVISION}": {}}}
+        _CONTROLLER_FIELDS[shape] = fields
+    return fields
 
 
 def _with_status(obj: Obj, status: dict[str, Any]) -> Obj:

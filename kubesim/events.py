@@ -23,6 +23,7 @@ cannot fail.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections import OrderedDict
@@ -44,6 +45,11 @@ class EventRecorder:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._last_ns = 0
+        # Event uids: a random (version 4 shaped) prefix and a counter, cheaper than uuid4()
+        # per event and as unique.
+        r = uuid.uuid4().hex
+        self._uid_prefix = f"{r[:8]}-{r[8:12]}-4{r[13:16]}-8{r[17:20]}-"
+        self._uids = itertools.count(1)
         # correlation key -> (namespace, event name)
         self._seen: OrderedDict[tuple[Any, ...], tuple[str, str]] = OrderedDict()
 
@@ -90,7 +96,7 @@ class EventRecorder:
                 "metadata": {
                     "name": name,
                     "namespace": ns,
-                    "uid": str(uuid.uuid4()),
+                    "uid": f"{self._uid_prefix}{next(self._uids):012x}",
                     "creationTimestamp": now,
                 },
                 "involvedObject": ref,
@@ -125,7 +131,7 @@ class EventRecorder:
             "metadata": {
                 "name": f"{meta['name']}.{self._unix_nano():x}",
                 "namespace": ns,
-                "uid": str(uuid.uuid4()),
+                "uid": f"{self._uid_prefix}{next(self._uids):012x}",
                 "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
             "involvedObject": {

@@ -18,11 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import shutil
-import tempfile
-import urllib.request
-import zipfile
 from pathlib import Path
+
+# zipfile, tempfile, shutil and urllib.request are imported where used: the server itself
+# only needs spec_dir().
 
 MODULE = "k8s.io/kubernetes"
 VERSION = "v1.37.2"
@@ -41,6 +40,8 @@ def spec_dir() -> Path | None:
 
 def module_zip_hash(path: str | os.PathLike[str]) -> str:
     """``dirhash.HashZip`` with ``Hash1``: the ``h1:`` line of go.sum for a module zip."""
+    import zipfile
+
     summary = []
     with zipfile.ZipFile(path) as zf:
         names = sorted(zf.namelist())
@@ -54,6 +55,10 @@ def module_zip_hash(path: str | os.PathLike[str]) -> str:
 
 def extract_spec(zip_path: str | os.PathLike[str], dest: Path, expected_sum: str) -> Path:
     """Check the module zip's hash, then extract ``api/openapi-spec/`` alone into ``dest``."""
+    import shutil
+    import tempfile
+    import zipfile
+
     got = module_zip_hash(zip_path)
     if got != expected_sum:
         raise ValueError(f"{MODULE}@{VERSION} zip hash mismatch: got {got}, want {expected_sum}")
@@ -83,6 +88,10 @@ def extract_spec(zip_path: str | os.PathLike[str], dest: Path, expected_sum: str
 
 def fetch(dest: Path | None = None, url: str = PROXY_URL, timeout: float = 120.0) -> Path:
     """Download the module zip over HTTPS and extract the spec; returns the spec directory."""
+    import shutil
+    import tempfile
+    import urllib.request
+
     dest = dest or Path(os.environ.get(ENV) or DEFAULT_DIR)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(suffix=".zip", dir=dest.parent, delete=False) as tmp:
