@@ -18,7 +18,14 @@ couchserver/node_modules/.installed: couchserver/package.json couchserver/packag
 	npm ci --prefix couchserver --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed couchserver/node_modules/.installed
+# Upstream OpenAPI documents for kubesim (kubectl explain), fetched from the Go module proxy and
+# checked against the module's go.sum hash; git-ignored (kubesim/openapi_spec.py).
+KUBESIM_OPENAPI := var/cache/kubesim-openapi/.fetched
+$(KUBESIM_OPENAPI): kubesim/openapi_spec.py $(VENV)/.installed
+	$(PY) -m kubesim fetch-openapi
+	touch $@
+
+install: $(VENV)/.installed couchserver/node_modules/.installed $(KUBESIM_OPENAPI)
 
 ## make demo: kubesim + CouchDB-compatible server + qcluster + seeded signups + admin on :8000
 demo: install
