@@ -391,42 +391,6 @@ def _first(cur: Any, key: str, want: Any) -> Any:
     return _MISSING
 
 
-# (id(subtree), top-level key) -> (subtree, its leaf paths, duplicate merge keys?), for the
-# top-level subtrees a write shares *by identity* with the stored object it replaces (the
-# controllers' status writes share spec this way). Such a subtree is part of a stored object,
-# and stored objects are never mutated, so its paths never change; the entry keeps the subtree
-# alive, so its id cannot be reused while cached.
-_SHARED_PATHS: dict[tuple[int, str], tuple[Any, frozenset[Path], bool]] = {}
-_SHARED_PATHS_MAX = 20_000
-
-
-def _shared_subtree_paths(key: str, value: Any) -> tuple[frozenset[Path], bool]:
-    hit = _SHARED_PATHS.get((id(value), key))
-    if hit is not None and hit[0] is value:
-        return hit[1], hit[2]
-    out: set[Path] = set()
-    dups: list[bool] = []
-    _walk_diff(value, value, value, True, (f"f:{key}",), None, out, set(), key, dups)
-    paths = frozenset(out)
-    if len(_SHARED_PATHS) >= _SHARED_PATHS_MAX:
-        _SHARED_PATHS.clear()
-    _SHARED_PATHS[(id(value), key)] = (value, paths, bool(dups))
-    return paths, bool(dups)
-
-
-def _old_paths(old: dict[str, Any], new: dict[str, Any], include_status: bool) -> set[Path]:
-    """``leaf_paths(old)``, reusing the memo for top-level subtrees ``new`` shares with it."""
-    out: set[Path] = set()
-    for key, value in old.items():
-        if key in ("apiVersion", "kind") or (key == "status" and not include_status):
-            continue
-        if key != "metadata" and new.get(key, _MISSING) is value:
-            out |= _shared_subtree_paths(key, value)[0]
-        else:
-            out |= leaf_paths({key: value}, include_status)
-    return out
-
-
 def _paths_and_changes(
     old: dict[str, Any], new: dict[str, Any], include_status: bool, dups: list[bool]
 ) -> tuple[set[Path], set[Path]]:
@@ -437,12 +401,6 @@ def _paths_and_changes(
         if key in ("apiVersion", "kind") or (key == "status" and not include_status):
             continue
         co = old.get(key, _MISSING)
-        if co is value and key != "metadata":
-            paths, has_dups = _shared_subtree_paths(key, value)  # unchanged: no diff to find
-            out |= paths
-            if has_dups:
-                dups.append(True)
-            continue
         same = co is value or (co is not _MISSING and co == value)
         if key == "metadata" and isinstance(value, dict):
             meta = {k: v for k, v in value.items() if k not in _IGNORED_META}
@@ -497,7 +455,7 @@ def track_update(
         removed: set[Path] = set()
     else:
         new_paths, changed = _paths_and_changes(old, new, include_status, dups)
-        old_paths = _old_paths(old, new, include_status)
+        old_paths = leaf_paths(old, include_status)
         changed |= new_paths - old_paths
         entries = _entries(old)
         removed = old_paths - new_paths

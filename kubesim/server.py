@@ -345,8 +345,9 @@ class Handler(BaseHTTPRequestHandler):
         if verb == "get":
             if sub == "scale":
                 return 200, dumps(api.get_scale(rt, ns, name or ""))
+            tv = self._table_version() if sub is None else None  # a 406 comes before a 404
             obj = api.get(rt, ns, name or "")
-            if sub is None and (tv := self._table_version()) is not None:
+            if tv is not None:
                 return 200, tables.encode(rt, [obj], tv, query.get("includeObject"))
             return 200, store.encode(obj)
         if verb == "list":
@@ -473,6 +474,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _list_body(self, route: Route, query: dict[str, str]) -> bytes:
         api = self.server.sim.api
+        tv = self._table_version()
         limit = int(query["limit"]) if query.get("limit", "").isdigit() else None
         items, rv, token, remaining = api.list(
             route.rt,
@@ -482,7 +484,7 @@ class Handler(BaseHTTPRequestHandler):
             limit,
             query.get("continue") or None,
         )
-        if (tv := self._table_version()) is not None:
+        if tv is not None:
             meta: dict[str, Any] = {"resourceVersion": rv}
             if token:
                 meta["continue"] = token

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from .errors import bad_request
+from .errors import ApiError, bad_request
 from .resources import ResourceType
 
 Obj = dict[str, Any]
@@ -76,19 +77,48 @@ AGE = column("Age", "string", _CREATED_DOC)
 
 
 # -- Accept negotiation -----------------------------------------------------------------------
+# What a real server serializes: with no acceptable clause it answers 406 with this message.
+_SERVED_MEDIA = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+_TRANSFORMS = ("Table", "PartialObjectMetadata", "PartialObjectMetadataList")
+
+
+def not_acceptable() -> ApiError:
+    return ApiError(
+        406,
+        "NotAcceptable",
+        "only the following media types are accepted: " + ", ".join(_SERVED_MEDIA),
+    )
+
+
 def requested_table(accept: str | None) -> str | None:
+    """See :func:`_requested_table` (memoised: clients send the same few Accept headers)."""
+    if not accept:
+        return None
+    answer = _requested_table(accept)
+    if answer == "406":
+        raise not_acceptable()
+    return answer
+
+
+@lru_cache(maxsize=256)
+def _requested_table(accept: str) -> str | None:
     """The Table apiVersion the Accept header asks for first, or None for plain objects.
 
-    Clauses are taken in order: the first JSON clause decides. ``as=Table`` with a served
-    version (``meta.k8s.io`` ``v1``/``v1beta1``) means a Table; a clause without ``as`` (or
-    ``*/*``) means the plain object. Other transforms and media types are skipped.
+    Clauses are taken in order (``NegotiateOutputMediaType``): a clause is acceptable when its
+    media type is served and its ``as`` transform, if any, is one the server performs
+    (``Table``, ``PartialObjectMetadata``(``List``) of ``meta.k8s.io`` ``v1``/``v1beta1``); the
+    first acceptable one decides. ``as=Table`` in JSON means a Table; any other acceptable
+    clause means the plain JSON object (kubesim answers JSON whatever the serializer asked
+    for, and does not transform to PartialObjectMetadata). When no clause is acceptable (an
+    unserved Table version, an unknown transform, only unserved media types), 406 Not
+    Acceptable, as from a real server.
     """
-    if not accept or "as=Table" not in accept:
+    if not accept.strip():
         return None
     for clause in accept.split(","):
         media, _, rest = clause.partition(";")
         media = media.strip().lower()
-        if media not in ("application/json", "application/*", "*/*"):
+        if media not in (*_SERVED_MEDIA, "application/*", "*/*"):
             continue
         params: dict[str, str] = {}
         for p in rest.split(";"):
@@ -98,9 +128,16 @@ def requested_table(accept: str | None) -> str | None:
         kind = params.get("as")
         if kind is None:
             return None
-        if kind == "Table" and params.get("g") == TABLE_GROUP and params.get("v") in TABLE_VERSIONS:
+        if kind not in _TRANSFORMS or params.get("g") != TABLE_GROUP:
+            continue
+        if params.get("v") not in TABLE_VERSIONS:
+            continue
+        if kind != "Table":
+            return None
+        if media in ("application/json", "application/*", "*/*"):
             return f"{TABLE_GROUP}/{params['v']}"
-    return None
+        # A protobuf Table: kubesim speaks JSON only, so a later JSON clause decides.
+    return "406"
 
 
 # -- formatting helpers (the Go printers' equivalents) -----------------------------------------

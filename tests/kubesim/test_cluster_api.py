@@ -381,6 +381,33 @@ def test_table_responses_are_plain_application_json(
         assert first["object"]["kind"] == "Table"
 
 
+def test_a_table_nobody_serves_is_not_acceptable(http: httpx.Client, kube_namespace: str) -> None:
+    """No acceptable Accept clause: 406, before any 404, for get, list and watch alike."""
+    ns = kube_namespace
+    accept = {"Accept": "application/json;as=Table;g=meta.k8s.io;v=v9"}
+    for path in (
+        f"/api/v1/namespaces/{ns}/configmaps/nope",
+        f"/api/v1/namespaces/{ns}/configmaps",
+        f"/api/v1/namespaces/{ns}/configmaps?watch=true&timeoutSeconds=1",
+    ):
+        r = http.get(path, headers=accept)
+        assert r.status_code == 406 and r.headers["content-type"] == "application/json"
+        assert r.json() == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "only the following media types are accepted: application/json, "
+            "application/yaml, application/vnd.kubernetes.protobuf",
+            "reason": "NotAcceptable",
+            "code": 406,
+        }
+    fallback = {"Accept": "application/json;as=Table;g=meta.k8s.io;v=v9, application/json"}
+    assert http.get(f"/api/v1/namespaces/{ns}/configmaps", headers=fallback).json()["kind"] == (
+        "ConfigMapList"
+    )
+
+
 # -- the node, namespace defaults, endpoints, events -------------------------------------------
 def test_node_table_and_its_lease(http: httpx.Client) -> None:
     table = http.get("/api/v1/nodes", headers={"Accept": TABLE_ACCEPT}).json()

@@ -21,6 +21,7 @@ import pytest
 from kubernetes import client
 
 from kubesim import KubeSim, tables
+from kubesim.errors import ApiError
 from kubesim.resources import BY_KEY, ResourceType
 
 from .kubectl_target import KUBECTL
@@ -519,8 +520,27 @@ def test_requested_table_negotiation() -> None:
         tables.requested_table("application/json;as=Table;v=v1beta1;g=meta.k8s.io")
         == "meta.k8s.io/v1beta1"
     )
-    # An unserved Table version is skipped; a plain clause first wins.
-    assert tables.requested_table("application/json;as=Table;v=v9;g=meta.k8s.io") is None
+    # An unserved Table version is skipped; a plain clause first wins; with no acceptable
+    # clause at all a real server answers 406 (checked against kube-apiserver v1.37.2).
+    for unacceptable in (
+        "application/json;as=Table;v=v9;g=meta.k8s.io",
+        "application/json;as=Table;v=v1",  # no group
+        "application/json;as=Foo;g=meta.k8s.io;v=v1",
+        "text/html",
+    ):
+        with pytest.raises(ApiError) as err:
+            tables.requested_table(unacceptable)
+        assert err.value.code == 406 and err.value.reason == "NotAcceptable"
+        assert err.value.message == (
+            "only the following media types are accepted: application/json, application/yaml, "
+            "application/vnd.kubernetes.protobuf"
+        )
+    assert tables.requested_table("application/json;as=Table;v=v9;g=meta.k8s.io, */*") is None
+    assert tables.requested_table("application/yaml") is None
+    assert (
+        tables.requested_table("application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io")
+        is None
+    )
     assert (
         tables.requested_table("application/json,application/json;as=Table;v=v1;g=meta.k8s.io")
         is None
