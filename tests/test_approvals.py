@@ -328,7 +328,7 @@ def test_commands_approve_decline_and_start_at(fleet):
     assert rollout.status == Rollout.Status.RUNNING and rollout.approved_by.username == "bob"
     services.rollout_cancel(rollout=rollout, actor="t")
 
-    with pytest.raises(CommandError, match="awaits approval.*not followed"):
+    with pytest.raises(CommandError, match=r"awaits approval.*not followed"):
         call("fleet_upgrade", "--image", "x/y:v3", "--all", "--wait")
     second = Rollout.objects.get(image="x/y:v3")
     assert "declined" in call(
