@@ -327,7 +327,8 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
             "refresh": rollout.status in Rollout.ACTIVE_STATUSES,
             "can_control": user.has_perm("rollouts.control_rollout"),
             "can_rollback": user.has_perm(ROLLBACK.perm)
-            and rollout.status in (*Rollout.FINISHED_STATUSES,),
+            and rollout.status in (*Rollout.FINISHED_STATUSES,)
+            and rollout.status not in (Rollout.Status.DECLINED, Rollout.Status.EXPIRED),
             "status_colours": STATUS_COLOURS,
             "can_review": rollout.awaiting_approval and user.has_perm(approvals.APPROVE_PERM),
             "is_creator": rollout.created_by_id is not None and rollout.created_by_id == user.pk,

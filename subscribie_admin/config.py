@@ -104,4 +104,9 @@ def email_from_url(url: str) -> dict[str, Any]:
             f"of {known}, e.g. smtp://user:password@host:587/?tls=True or consolemail://"
         )
     config = environ.Env.email_url_config(url)
+    if config.pop("OPTIONS", None):
+        raise ImproperlyConfigured(
+            "EMAIL_URL takes no query options; for TLS use smtp+tls://user:password@host:587, "
+            "for SSL smtp+ssl://user:password@host:465"
+        )
     return {name: value for name, value in config.items() if value not in (None, "")}

@@ -156,7 +156,7 @@ ROLLOUT_APPROVAL_THRESHOLD = env.int("ROLLOUT_APPROVAL_THRESHOLD", default=100)
 ROLLOUT_APPROVAL_HOURS = env.float("ROLLOUT_APPROVAL_HOURS", default=24.0)
 
 # --- Email notices ----------------------------------------------------------------------------
-# EMAIL_URL: smtp://user:password@host:587/?tls=True, smtp+ssl://..., consolemail:// (prints
+# EMAIL_URL: smtp+tls://user:password@host:587, smtp+ssl://..., consolemail:// (prints
 # them: the default and the demo's). Sends are retried NOTICE_MAX_ATTEMPTS times with
 # exponential backoff from NOTICE_RETRY_SECONDS; staff notices also go to NOTICE_STAFF_EMAILS.
 globals().update(config.email_from_url(env.str("EMAIL_URL", default="consolemail://")))

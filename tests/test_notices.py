@@ -213,3 +213,35 @@ def test_a_send_that_keeps_failing_gives_up_after_the_max_attempts(db, smtp_serv
     assert notice_services.notices_send(now=now + timedelta(days=2)).retrying == 0
     rollout.refresh_from_db()
     assert rollout.awaiting_approval  # the notice failing changed nothing about the rollout
+
+
+def test_email_url_parsing():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from subscribie_admin.config import email_from_url
+
+    smtp = email_from_url("smtp+tls://fleet:s3cret@mail.example.com:587")
+    assert smtp["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (smtp["EMAIL_HOST"], smtp["EMAIL_PORT"], smtp["EMAIL_USE_TLS"]) == (
+        "mail.example.com", 587, True,
+    )  # fmt: skip
+    assert smtp["EMAIL_HOST_USER"] == "fleet" and smtp["EMAIL_HOST_PASSWORD"] == "s3cret"
+    console = email_from_url("consolemail://")
+    assert console == {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_URL has an unsupported"):
+        email_from_url("mail.example.com:25")
+    with pytest.raises(ImproperlyConfigured, match="for TLS use smtp\\+tls://"):
+        email_from_url("smtp://mail.example.com:587/?tls=True")
+
+
+def test_production_without_email_url_warns_that_notices_are_only_printed():
+    from tests.test_settings import _manage
+
+    env = {"DEBUG": "0", "SECRET_KEY": "k" * 60, "ALLOWED_HOSTS": "fleet.example.com"}
+    result = _manage("check", "--fail-level", "WARNING", **env)
+    assert result.returncode != 0 and "subscribie_admin.W001" in result.stderr
+    assert "notices are printed, not sent" in result.stderr
+    assert (
+        _manage("check", "--fail-level", "WARNING", EMAIL_URL="smtp://m.test:25", **env).returncode
+        == 0
+    )
