@@ -238,6 +238,8 @@ def test_admin_whole_fleet_upgrade_awaits_approval_and_creator_cannot_approve(ad
     assert "a second staff member must approve it" in response.content.decode()
     rollout.refresh_from_db()
     assert rollout.status == Rollout.Status.DRAFT and rollout.approved_at is None
+    dashboard = admin_client.get("/admin/").content.decode()
+    assert "Awaiting approval or scheduled" in dashboard and f"#{rollout.pk} upgrade" in dashboard
 
 
 def test_admin_approval_page_get_changes_nothing_and_needs_permission_and_csrf(fleet):
