@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 NOTICE_ACTOR = "system:notices"
 CLAIM_SECONDS = 300
-BATCH = 200  # notices one send pass claims
+BATCH = 200  # notices claimed per query
+JOB_SECONDS = 60.0  # one send job's budget, well inside django-q2's timeout (Q_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -123,25 +125,36 @@ def _due(now: datetime) -> Q:
 
 
 def notices_send(
-    *, rollout_id: int | None = None, kind: str | None = None, now: datetime | None = None
+    *,
+    rollout_id: int | None = None,
+    kind: str | None = None,
+    now: datetime | None = None,
+    max_seconds: float = JOB_SECONDS,
 ) -> SendReport:
-    """Send every notice that is due (optionally of one rollout and kind); never raises."""
+    """Send every notice that is due (optionally of one rollout and kind); never raises.
+
+    Works in batches of ``BATCH`` over one SMTP connection for at most ``max_seconds`` (a job
+    must end within django-q2's timeout); what is left is due for the next pass. A notice that
+    fails is not due again until its backoff, so a pass cannot spin on a broken server.
+    """
     now = now or timezone.now()
+    started = time.monotonic()
     report = SendReport()
     due = Notice.objects.filter(_due(now))
     if rollout_id is not None:
         due = due.filter(rollout_id=rollout_id)
     if kind is not None:
         due = due.filter(kind=kind)
-    ids = list(due.order_by("id").values_list("id", flat=True)[:BATCH])
-    if not ids:
-        return report
     connection = get_connection(fail_silently=False)
     try:
-        for notice_id in ids:
-            notice = _claim(notice_id, now)
-            if notice is not None:
-                _send_one(notice, connection, now, report)
+        while time.monotonic() - started < max_seconds:
+            ids = list(due.order_by("id").values_list("id", flat=True)[:BATCH])
+            for notice_id in ids:
+                notice = _claim(notice_id, now)
+                if notice is not None:
+                    _send_one(notice, connection, now, report)
+            if len(ids) < BATCH:
+                break
     finally:
         try:
             connection.close()
