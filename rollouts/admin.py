@@ -30,11 +30,12 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from audit.admin import ViewOnlyAdmin
-from rollouts import selectors, services
+from rollouts import approvals, selectors, services
 from rollouts.admin_actions import ROLLBACK, SESSION_KEY, UPGRADE
 from rollouts.models import Rollout, RolloutTarget
 from rollouts.planner import PlanError, parse_failure_budget, parse_waves
@@ -56,6 +57,8 @@ STATUS_COLOURS = {
     "failed": "#ba2121",
     "skipped": "#6c757d",
     "revert_failed": "#ba2121",
+    "declined": "#6c757d",
+    "expired": "#6c757d",
 }
 DRY_RUN_LIMIT = 50  # sites of the first wave dry-run on the preview page
 # Control buttons: pause and resume act on their POST; the others show a confirmation first.
@@ -117,11 +120,29 @@ class StrategyForm(forms.Form):
 
 
 class UpgradeForm(StrategyForm):
-    """A strategy and the image to upgrade to."""
+    """A strategy, the image to upgrade to, and optionally when to start."""
 
     field_order = ["image"]  # first, as the form reads: what, then how
 
     image = forms.CharField(max_length=255, help_text="e.g. subscribie/subscribie:v2")
+    start_at = forms.DateTimeField(
+        required=False,
+        label="start at (UTC)",
+        help_text="e.g. 2026-12-24 02:00; empty: at once (or when approved, if it needs "
+        "approval). Site owners are emailed when and to what.",
+    )
+
+    def clean_start_at(self):
+        start_at = self.cleaned_data.get("start_at")
+        if start_at is not None and start_at <= timezone.now():
+            raise forms.ValidationError("The start time must be in the future.")
+        return start_at
+
+
+class DeclineForm(forms.Form):
+    reason = forms.CharField(
+        required=False, max_length=500, help_text="told to the creator in the audit history"
+    )
 
 
 @dataclass(frozen=True)
@@ -232,7 +253,7 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def badge(self, rollout: Rollout) -> str:
-        return status_badge(rollout.status)
+        return status_badge(rollout.status, rollout.phase)
 
     @admin.display(description="progress")
     def progress(self, rollout: Rollout) -> str:
@@ -264,6 +285,11 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
                 name="rollouts_rollout_control",
             ),
             path(
+                "<int:rollout_id>/approval/<str:decision>/",
+                view(self.approval_view),
+                name="rollouts_rollout_approval",
+            ),
+            path(
                 "<int:rollout_id>/skip/<int:target_id>/",
                 view(self.skip_view),
                 name="rollouts_rollout_skip",
@@ -292,7 +318,7 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
             "rollout": rollout,
             "progress": progress,
             "waves": [(wave, by_wave.get(wave.number - 1, [])) for wave in progress.waves],
-            "badge": status_badge(rollout.status),
+            "badge": status_badge(rollout.status, rollout.phase),
             "bar": progress_bar(
                 progress.settled,
                 progress.count("failed") + progress.count("revert_failed"),
@@ -301,8 +327,11 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
             "refresh": rollout.status in Rollout.ACTIVE_STATUSES,
             "can_control": user.has_perm("rollouts.control_rollout"),
             "can_rollback": user.has_perm(ROLLBACK.perm)
-            and rollout.status in (*Rollout.FINISHED_STATUSES,),
+            and rollout.status in (*Rollout.FINISHED_STATUSES,)
+            and rollout.status not in (Rollout.Status.DECLINED, Rollout.Status.EXPIRED),
             "status_colours": STATUS_COLOURS,
+            "can_review": rollout.awaiting_approval and user.has_perm(approvals.APPROVE_PERM),
+            "is_creator": rollout.created_by_id is not None and rollout.created_by_id == user.pk,
         }
         return TemplateResponse(request, "admin/rollouts/rollout/detail.html", context)
 
@@ -398,6 +427,69 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
                 danger=True,
             ),
         )
+
+    def approval_view(self, request: HttpRequest, rollout_id: int, decision: str) -> HttpResponse:
+        """Approve or decline a rollout awaiting approval: a GET (or an unconfirmed POST)
+        shows the confirmation page; only its confirmed POST acts. The service enforces who
+        may (permission, not the creator); the permission is checked here too."""
+        if decision not in ("approve", "decline"):
+            raise Http404(f"no approval decision {decision!r}")
+        if not request.user.has_perm(approvals.APPROVE_PERM):
+            raise PermissionDenied
+        rollout = get_object_or_404(Rollout, pk=rollout_id)
+        form = DeclineForm(request.POST if confirmed(request) else None)
+        if not confirmed(request) or (decision == "decline" and not form.is_valid()):
+            if not rollout.awaiting_approval:
+                messages.error(request, f"Rollout #{rollout.pk} is {rollout.phase}, not "
+                               "awaiting approval.")  # fmt: skip
+                return HttpResponseRedirect(self._detail_url(rollout))
+            return self._approval_confirmation(request, rollout, decision, form)
+        try:
+            if decision == "approve":
+                approvals.rollout_approve(rollout=rollout, actor=request.user)
+            else:
+                approvals.rollout_decline(
+                    rollout=rollout, actor=request.user, reason=form.cleaned_data["reason"]
+                )
+        except services.RolloutError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Rollout #{rollout.pk} {decision}d: {rollout.phase}.")
+        return HttpResponseRedirect(self._detail_url(rollout))
+
+    def _approval_confirmation(
+        self, request: HttpRequest, rollout: Rollout, decision: str, form: forms.Form
+    ) -> HttpResponse:
+        targets = rollout.targets.count()
+        if decision == "approve":
+            then = (
+                f"starts at {rollout.start_at:%Y-%m-%d %H:%M} UTC (site owners are emailed "
+                "when and to what)"
+                if rollout.start_at
+                else "starts at once"
+            )
+            intro = f"Approving rollout #{rollout.pk}: it {then}."
+        else:
+            intro = f"Declining rollout #{rollout.pk}: it never starts; its sites are untouched."
+        scope = "the whole fleet, " if rollout.selection == Rollout.Selection.ALL else ""
+        return self.render_confirmation(
+            request,
+            Confirmation(
+                action=f"{decision}_rollout",
+                title=f"{decision.capitalize()} rollout #{rollout.pk}",
+                intro=intro,
+                columns=("Rollout", "Upgrade to", "Sites", "Waves", "Created by", "Expires"),
+                rows=[(rollout.pk, (
+                    f"#{rollout.pk}", rollout.image, f"{scope}{targets}", rollout.waves,
+                    rollout.actor_label,
+                    f"{rollout.approval_expires_at:%Y-%m-%d %H:%M} UTC"
+                    if rollout.approval_expires_at else "",
+                ))],
+                form=form if decision == "decline" else None,
+                confirm_label=f"Yes, {decision} rollout #{rollout.pk}",
+                danger=decision == "decline",
+            ),
+        )  # fmt: skip
 
     def skip_view(self, request: HttpRequest, rollout_id: int, target_id: int) -> HttpResponse:
         """Skip one site of a rollout: never patched (pending) or no longer awaited (waiting).
@@ -562,11 +654,23 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
                 sites=sites, image=data["image"], waves=data["waves"],
                 max_failures=data["max_failures"], wave_timeout=data["wave_timeout"],
                 auto_revert=data["auto_revert"], actor=request.user,
-                whole_fleet=whole_fleet,
+                whole_fleet=whole_fleet, start_at=data["start_at"],
             )  # fmt: skip
-            services.rollout_start(rollout=rollout, actor=request.user)
             request.session.pop(SESSION_KEY, None)
-            messages.success(request, f"Rollout #{rollout.pk} started.")
+            if rollout.approval_required:
+                messages.warning(
+                    request,
+                    f"Rollout #{rollout.pk} awaits approval by a second staff member with "
+                    "permission to approve rollouts; staff who can approve were emailed.",
+                )
+            elif rollout.start_at:
+                messages.success(
+                    request,
+                    f"Rollout #{rollout.pk} scheduled for {rollout.start_at:%Y-%m-%d %H:%M} UTC.",
+                )
+            else:
+                services.rollout_start(rollout=rollout, actor=request.user)
+                messages.success(request, f"Rollout #{rollout.pk} started.")
             return HttpResponseRedirect(self._detail_url(rollout))
         context.update(
             self._preview_context(
@@ -574,8 +678,13 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
                 wave_timeout=data["wave_timeout"],
                 auto_revert=data["auto_revert"],
                 typed=typed,
-            )
-        )
+            ),
+            start_at=data["start_at"],
+            needs_approval=approvals.approval_needed(
+                kind=Rollout.Kind.UPGRADE, whole_fleet=whole_fleet, targets=preview.total,
+                threshold=approvals.approval_threshold(),
+            ),
+        )  # fmt: skip
         return TemplateResponse(request, "admin/rollouts/preview.html", context)
 
     # -- rollback of selected sites ------------------------------------------------------------

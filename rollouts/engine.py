@@ -46,6 +46,7 @@ from django.utils import timezone
 import audit
 from cluster.gateway import Cluster, ClusterError
 from cluster.status import DeploymentSnapshot
+from rollouts import notices
 from rollouts.models import Rollout, RolloutTarget
 from rollouts.planner import parse_failure_budget
 from sites.models import Site
@@ -628,6 +629,7 @@ class _Tick:
                             rollout=rollout,
                             message="auto-revert after halt",
                         )
+                    notices.rollout_halted(rollout=rollout)  # staff email, after commit
             elif wave + 1 < rollout.wave_count:
                 changed = Rollout.objects.filter(
                     pk=rollout.pk, status=RStatus.RUNNING, current_wave=wave
@@ -774,6 +776,7 @@ class _Tick:
                     message=message,
                     data={"reverted": reverted, "revert_failed": failed},
                 )
+                notices.sites_reverted(rollout=rollout)  # owners' emails, after commit
         self.result.advanced = True
         return self._report_moved(finished=True)
 

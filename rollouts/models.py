@@ -3,6 +3,12 @@
 State machines (DESIGN.md):
   Rollout: draft -> running <-> paused -> succeeded | halted | cancelled;
            halted -> reverting -> reverted.
+           A draft that needs approval (``approval_required``: a whole-fleet upgrade, or one
+           of more than ROLLOUT_APPROVAL_THRESHOLD targets) starts only once approved by a
+           second staff member (``approved_by`` != ``created_by``); until then it can go
+           draft -> declined (by an approver) | expired (``approval_expires_at`` passed) |
+           cancelled. A draft with ``start_at`` is started by the every-minute schedule at
+           that time, and only if approved when approval is required (rollouts/approvals.py).
   Target:  pending -> patching -> waiting -> succeeded | failed | skipped;
            then possibly reverting -> reverted.
 Every status change is a compare-and-swap update (see rollouts/services.py and engine.py).
@@ -28,6 +34,8 @@ class Rollout(models.Model):
         CANCELLED = "cancelled", "cancelled"
         REVERTING = "reverting", "reverting"
         REVERTED = "reverted", "reverted"
+        DECLINED = "declined", "declined"
+        EXPIRED = "expired", "approval expired"
 
     class Selection(models.TextChoices):
         ALL = "all", "whole fleet"
@@ -36,7 +44,14 @@ class Rollout(models.Model):
     ACTIVE_STATUSES = (Status.RUNNING, Status.PAUSED, Status.REVERTING)
     # Statuses in which the engine has work to do (ticks and the schedule drive these).
     TICKING_STATUSES = (Status.RUNNING, Status.REVERTING)
-    FINISHED_STATUSES = (Status.SUCCEEDED, Status.CANCELLED, Status.REVERTED, Status.HALTED)
+    FINISHED_STATUSES = (
+        Status.SUCCEEDED,
+        Status.CANCELLED,
+        Status.REVERTED,
+        Status.HALTED,
+        Status.DECLINED,
+        Status.EXPIRED,
+    )
 
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.UPGRADE)
     image = models.CharField(max_length=255, blank=True, help_text="target image (upgrades)")
@@ -73,6 +88,22 @@ class Rollout(models.Model):
     # found in `patching` when a lease is taken over belong to a crashed job.
     lease_owner = models.CharField(max_length=32, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Approval and schedule (rollouts/approvals.py). Invariant: a rollout with
+    # approval_required leaves draft for running only with approved_at set, by an approver
+    # other than created_by.
+    approval_required = models.BooleanField(default=False)
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="approved_rollouts",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    start_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="scheduled start (None: at once)"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -80,11 +111,25 @@ class Rollout(models.Model):
             ("start_rollout", "Can start fleet upgrades"),
             ("rollback_rollout", "Can roll back sites and rollouts"),
             ("control_rollout", "Can pause, resume and cancel rollouts"),
+            ("approve_rollout", "Can approve or decline other staff members' rollouts"),
         ]
 
     def __str__(self) -> str:
         target = self.image or "previous images"
         return f"#{self.pk} {self.kind} to {target}"
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.status == self.Status.DRAFT and self.approval_required and not self.approved_at
+
+    @property
+    def phase(self) -> str:
+        """The status as staff read it: a draft is awaiting approval, scheduled or a draft."""
+        if self.awaiting_approval:
+            return "awaiting approval"
+        if self.status == self.Status.DRAFT and self.start_at:
+            return "scheduled"
+        return self.get_status_display()
 
 
 class RolloutTarget(models.Model):

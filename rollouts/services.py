@@ -229,16 +229,34 @@ def _create_from_preview(
     parent: Rollout | None = None,
     start: bool = False,
     enqueue: bool = True,
+    start_at: datetime | None = None,
 ) -> Rollout:
     """Insert a draft Rollout and its targets (one bulk insert) and audit it.
 
     ``start``: start it in the same transaction (see :func:`rollout_start` for ``enqueue``).
+    ``start_at``: the every-minute schedule starts it then (rollouts/approvals.py). Whether it
+    needs approval is decided here, from the plan (``approvals.approval_needed``).
     """
+    from rollouts import approvals
+
     if wave_timeout < 1:
         raise PlanError("the wave deadline must be at least 1 second")
+    now = timezone.now()
+    if start_at is not None:
+        if timezone.is_naive(start_at):
+            raise PlanError("the start time needs a time zone, e.g. 2026-12-24T02:00+00:00")
+        if start_at <= now:
+            raise PlanError(f"the start time {start_at.isoformat()} is not in the future")
     user = None if actor is None or isinstance(actor, str) else actor
     with transaction.atomic():
         rollout = Rollout.objects.create(
+            start_at=start_at,
+            **approvals.approval_fields(
+                kind=kind,
+                whole_fleet=selection == Rollout.Selection.ALL,
+                targets=preview.total,
+                now=now,
+            ),
             kind=kind,
             image=preview.image,
             selection=selection,
@@ -283,8 +301,11 @@ def _create_from_preview(
                 "targets": len(targets),
                 "left_out": len(preview.left_out),
                 "parent": parent.pk if parent else None,
+                "approval_required": rollout.approval_required,
+                "start_at": start_at.isoformat() if start_at else None,
             },
         )
+        approvals.rollout_created(rollout=rollout)
         if start:
             rollout_start(rollout=rollout, actor=actor, enqueue=enqueue)
     return rollout
@@ -300,11 +321,14 @@ def rollout_create(
     auto_revert: bool = True,
     actor: Actor,
     whole_fleet: bool = False,
+    start_at: datetime | None = None,
 ) -> Rollout:
     """Create a draft upgrade of ``sites`` to ``image`` with one pending target per site.
 
     Left-out sites (hold, busy, already on the image, not live) are stored with reasons.
     ``whole_fleet`` marks the selection as the whole fleet (see ``selectors.fleet_image``).
+    A whole-fleet or large upgrade needs approval before it can start (``approval_required``);
+    with ``start_at`` the schedule starts it then (rollouts/approvals.py).
     """
     preview = rollout_plan(sites=sites, image=image, waves=waves, max_failures=max_failures)
     return _create_from_preview(
@@ -314,6 +338,7 @@ def rollout_create(
         auto_revert=auto_revert,
         actor=actor,
         selection=Rollout.Selection.ALL if whole_fleet else Rollout.Selection.SELECTED,
+        start_at=start_at,
     )
 
 
@@ -344,9 +369,14 @@ def rollout_start(*, rollout: Rollout, actor: Actor, enqueue: bool = True) -> Ro
 
     Targets whose site became busy in another active rollout since planning are skipped with
     that reason. ``enqueue=False`` leaves the ticking to the caller (``--sync``).
+    A rollout that needs approval and has none is refused (RolloutError), whoever asks.
     """
+    from rollouts import approvals
+
     now = timezone.now()
     with transaction.atomic():
+        rollout.refresh_from_db(fields=["approval_required", "approved_at"])
+        approvals.check_can_start(rollout)
         _transition(
             rollout,
             old=[Rollout.Status.DRAFT],
@@ -655,6 +685,8 @@ def rollout_reap_stale(*, now: datetime | None = None) -> list[int]:
     """
     from django.conf import settings
 
+    from rollouts import notices as rollout_notices
+
     now = now or timezone.now()
     grace = timedelta(seconds=int(getattr(settings, "ROLLOUT_STALE_GRACE_SECONDS", 300)))
     halted: list[int] = []
@@ -685,5 +717,6 @@ def rollout_reap_stale(*, now: datetime | None = None) -> list[int]:
                     message=message,
                     data={"idle_seconds": idle},
                 )
+                rollout_notices.rollout_halted(rollout=rollout)
                 halted.append(rollout.pk)
     return halted

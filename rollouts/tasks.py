@@ -13,7 +13,7 @@ import uuid
 
 from django.conf import settings
 
-from rollouts import engine, services
+from rollouts import approvals, engine, services
 from rollouts.models import Rollout
 
 
@@ -43,12 +43,18 @@ def tick_rollout(rollout_id: int, chain: str = "") -> str:
 
 
 def tick_active_rollouts() -> str:
-    """Scheduled every minute: reap stalled rollouts, restart lost chains."""
+    """Scheduled every minute: reap stalled rollouts, restart lost chains, expire unapproved
+    rollouts and start scheduled ones whose time has come."""
     reaped = services.rollout_reap_stale()
+    expired = approvals.rollouts_expire_unapproved()
+    started = approvals.rollouts_start_due()
     restarted = 0
     from django_q.tasks import async_task
 
     for rollout_id in services.rollouts_needing_tick():
         async_task("rollouts.tasks.tick_rollout", rollout_id, task_name=f"rollout-{rollout_id}")
         restarted += 1
-    return f"reaped {len(reaped)}, restarted {restarted}"
+    return (
+        f"reaped {len(reaped)}, restarted {restarted}, expired {len(expired)}, "
+        f"started {len(started)}"
+    )

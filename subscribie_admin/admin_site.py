@@ -20,6 +20,8 @@ def dashboard(request: HttpRequest) -> dict:
 
     A constant number of queries whatever the fleet size.
     """
+    from django.db.models import Q
+
     from audit.models import AuditEvent
     from rollouts import selectors as rollout_selectors
     from rollouts.admin import progress_bar
@@ -39,6 +41,12 @@ def dashboard(request: HttpRequest) -> dict:
                                    rollout.n_total), rollout.n_done + rollout.n_failed)
             for rollout in active
         ]  # fmt: skip
+        # Drafts awaiting approval or a scheduled start: what will move the fleet next.
+        context["waiting_rollouts"] = list(
+            Rollout.objects.filter(status=Rollout.Status.DRAFT)
+            .filter(Q(approval_required=True, approved_at__isnull=True) | Q(start_at__isnull=False))
+            .order_by("start_at", "created_at")[:10]
+        )
     if user.has_perm("audit.view_auditevent"):
         context["recent_errors"] = list(
             AuditEvent.objects.filter(result=AuditEvent.Result.ERROR).order_by("-created_at")[:8]

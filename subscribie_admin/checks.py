@@ -1,7 +1,7 @@
 """Start-up system checks: refuse configurations that would misbehave at run time."""
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 
 
 @register()
@@ -74,3 +74,17 @@ def check_job_durations(app_configs=None, **kwargs) -> list[Error]:
             )
         )
     return errors
+
+
+@register()
+def check_email_backend(app_configs=None, **kwargs) -> list[Warning]:
+    """Owner and staff notices only print to the console unless EMAIL_URL names a mail server."""
+    if settings.DEBUG or not settings.EMAIL_BACKEND.endswith("console.EmailBackend"):
+        return []
+    return [
+        Warning(
+            "EMAIL_URL is not set: owner and staff notices are printed, not sent.",
+            hint="Set EMAIL_URL, e.g. smtp+tls://user:password@mail.example.com:587.",
+            id="subscribie_admin.W001",
+        )
+    ]

@@ -91,3 +91,22 @@ def q_cluster(
     else:
         raise ImproperlyConfigured(f"Q_BROKER must be 'orm' or 'redis', not {broker!r}")
     return cluster
+
+
+def email_from_url(url: str) -> dict[str, Any]:
+    """Django's EMAIL_* settings for ``EMAIL_URL`` (django-environ's email_url), or
+    ImproperlyConfigured saying why. Unset parts are left to Django's defaults."""
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    if scheme not in environ.Env.EMAIL_SCHEMES:
+        known = ", ".join(sorted(environ.Env.EMAIL_SCHEMES))
+        raise ImproperlyConfigured(
+            f"EMAIL_URL has an unsupported or missing scheme ({scheme or url[:40]!r}); use one "
+            f"of {known}, e.g. smtp://user:password@host:587/?tls=True or consolemail://"
+        )
+    config = environ.Env.email_url_config(url)
+    if config.pop("OPTIONS", None):
+        raise ImproperlyConfigured(
+            "EMAIL_URL takes no query options; for TLS use smtp+tls://user:password@host:587, "
+            "for SSL smtp+ssl://user:password@host:465"
+        )
+    return {name: value for name, value in config.items() if value not in (None, "")}

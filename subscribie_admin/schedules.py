@@ -13,6 +13,8 @@ SCHEDULES: tuple[tuple[str, str, int], ...] = (
     ("sites: refresh site status", "sites.tasks.refresh_site_status", 1),
     # Reaps stalled rollouts and resumes any whose job was lost (killed worker).
     ("rollouts: tick active rollouts", "rollouts.tasks.tick_active_rollouts", 1),
+    # Retries email notices whose send failed (and sends any whose job was lost).
+    ("notices: send due notices", "notices.tasks.send_due_notices", 1),
 )
 
 

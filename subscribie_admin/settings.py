@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "audit",
     "sites",
     "rollouts",
+    "notices",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +149,24 @@ ROLLOUT_TICK_BATCH = env.int("ROLLOUT_TICK_BATCH", default=500)
 ROLLOUT_JOB_SECONDS = env.int("ROLLOUT_JOB_SECONDS", default=30)
 ROLLOUT_LEASE_SECONDS = env.int("ROLLOUT_LEASE_SECONDS", default=90)
 ROLLOUT_STALE_GRACE_SECONDS = env.int("ROLLOUT_STALE_GRACE_SECONDS", default=300)
+# A whole-fleet upgrade, or one of more than ROLLOUT_APPROVAL_THRESHOLD sites, needs a second
+# staff member's approval (rollouts.approve_rollout); unapproved, it expires after
+# ROLLOUT_APPROVAL_HOURS.
+ROLLOUT_APPROVAL_THRESHOLD = env.int("ROLLOUT_APPROVAL_THRESHOLD", default=100)
+ROLLOUT_APPROVAL_HOURS = env.float("ROLLOUT_APPROVAL_HOURS", default=24.0)
+
+# --- Email notices ----------------------------------------------------------------------------
+# EMAIL_URL: smtp+tls://user:password@host:587, smtp+ssl://..., consolemail:// (prints
+# them: the default and the demo's). Sends are retried NOTICE_MAX_ATTEMPTS times with
+# exponential backoff from NOTICE_RETRY_SECONDS; staff notices also go to NOTICE_STAFF_EMAILS.
+globals().update(config.email_from_url(env.str("EMAIL_URL", default="consolemail://")))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Subscribie <noreply@subscribie.site>")
+NOTICE_STAFF_EMAILS = env.list("NOTICE_STAFF_EMAILS", default=[])
+NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=6)
+NOTICE_RETRY_SECONDS = env.int("NOTICE_RETRY_SECONDS", default=60)
+# Where the admin is reached, for links in staff emails (e.g. https://fleet.example.com).
+ADMIN_BASE_URL = env.str("ADMIN_BASE_URL", default="")
 
 # --- CouchDB --------------------------------------------------------------------------------
 COUCHDB_URL = env.str("COUCHDB_URL", default="http://127.0.0.1:5984")

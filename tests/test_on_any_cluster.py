@@ -33,6 +33,7 @@ from sites.services import signups_approve, site_deploy, sites_refresh_status, s
 from sites.sync import signups_sync
 from tests.fixtures.any_cluster import KubeTarget
 from tests.fixtures.couchdb import signup_doc
+from tests.fixtures.rollouts import start_approved
 from tests.fixtures.sites import wait_until
 
 V1 = "subscribie/subscribie:v1"
@@ -70,7 +71,7 @@ def start_upgrade(sites, image=V2, **kwargs) -> Rollout:
     kwargs.setdefault("waves", "1,10%,50%,100%")
     kwargs.setdefault("wave_timeout", 120)
     rollout = services.rollout_create(sites=sites, image=image, actor="tester", **kwargs)
-    services.rollout_start(rollout=rollout, actor="tester", enqueue=False)
+    start_approved(rollout)  # a whole-fleet upgrade needs a second staff member's approval
     return rollout
 
 

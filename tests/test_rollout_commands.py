@@ -41,7 +41,8 @@ def test_upgrade_sync_status_rollback_and_control(live_sites, cluster, django_us
         "fleet_upgrade",
         "--image",
         V2,
-        "--all",
+        "--sites",  # all four; --all needs approval (tests/test_approvals.py)
+        "site-0000,site-0001,site-0002,site-0003",
         "--waves",
         "1,100%",
         "--sync",
@@ -81,4 +82,4 @@ def test_halted_sync_upgrade_exits_non_zero(settings, live_sites, cluster, kubes
     live_sites(2)
     kubesim.set_fail_images(r":broken$")
     with pytest.raises(CommandError, match="ended reverted"):
-        call("fleet_upgrade", "--image", "x/y:broken", "--all", "--sync")
+        call("fleet_upgrade", "--image", "x/y:broken", "--sites", "site-0000,site-0001", "--sync")

@@ -19,6 +19,7 @@ from audit.models import AuditEvent
 from rollouts import engine, selectors, services
 from rollouts.models import Rollout, RolloutTarget
 from sites.models import Site
+from tests.fixtures.rollouts import start_approved
 from tests.fixtures.sites import wait_until
 
 V1 = "subscribie/subscribie:v1"
@@ -32,7 +33,7 @@ def start_upgrade(sites, image=V2, **kwargs) -> Rollout:
     kwargs.setdefault("waves", "1,10%,50%,100%")
     kwargs.setdefault("wave_timeout", 60)
     rollout = services.rollout_create(sites=sites, image=image, actor="tester", **kwargs)
-    services.rollout_start(rollout=rollout, actor="tester", enqueue=False)
+    start_approved(rollout)  # a whole-fleet upgrade needs a second staff member's approval
     return rollout
 
 

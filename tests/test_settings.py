@@ -129,5 +129,6 @@ def test_check_deploy_is_clean_with_production_like_env():
         DEBUG="0",
         SECRET_KEY="x" * 20 + "production-like-secret-key-with-enough-entropy-1234567890",
         ALLOWED_HOSTS="fleet.example.com",
+        EMAIL_URL="smtp+tls://fleet:pw@mail.example.com:587",  # without it: W001
     )
     assert result.returncode == 0, result.stderr

@@ -35,6 +35,15 @@ def describe(rollout: Rollout) -> str:
     for wave in progress.waves:
         detail = ", ".join(f"{status} {n}" for status, n in sorted(wave.counts.items()))
         lines.append(f"  wave {wave.number}: {wave.settled}/{wave.total} settled ({detail})")
+    if rollout.approval_required:
+        if rollout.approved_at:
+            lines.append(f"  approved by {rollout.approved_by or 'a deleted user'}")
+        elif rollout.status == Rollout.Status.DRAFT:
+            lines.append(
+                f"  awaiting approval until {rollout.approval_expires_at:%Y-%m-%d %H:%M:%S %Z}"
+            )
+    if rollout.start_at and rollout.status == Rollout.Status.DRAFT:
+        lines.append(f"  scheduled to start at {rollout.start_at:%Y-%m-%d %H:%M:%S %Z}")
     if rollout.status_message:
         lines.append(f"  {rollout.status_message}")
     return "\n".join(lines)

@@ -1,12 +1,18 @@
 """Upgrade the fleet (or some sites) to an image in health-gated waves.
 
     manage.py fleet_upgrade --image subscribie/subscribie:v2 --all --wait
+    manage.py fleet_upgrade --image subscribie/subscribie:v2 --all --start-at 2026-12-24T02:00Z
 
 Prints the rollout id. Exit status 0 only on success (with --wait/--sync: the rollout
-succeeded; otherwise: it was started, or --dry-run printed the plan).
+succeeded; otherwise: it was started, scheduled, or is awaiting approval, or --dry-run printed
+the plan). A rollout that needs approval (whole fleet, or more than ROLLOUT_APPROVAL_THRESHOLD
+sites) or has --start-at is created but not started: an approver starts it (``rollout_control
+ID approve``), or the every-minute schedule does at --start-at.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -27,6 +33,19 @@ def select_sites(all_sites: bool, slugs: str | None):
     if not sites:
         raise CommandError("no sites selected")
     return sites
+
+
+def parse_start_at(value: str) -> datetime:
+    """An ISO 8601 time with a zone (``Z`` or an offset); a clear error otherwise."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise CommandError(
+            f"--start-at {value!r} is not an ISO 8601 time, e.g. 2026-12-24T02:00:00+00:00"
+        ) from None
+    if when.tzinfo is None:
+        raise CommandError(f"--start-at {value!r} needs a time zone (Z or +01:00)")
+    return when
 
 
 class Command(BaseCommand):
@@ -54,6 +73,11 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="follow with a progress bar")
         parser.add_argument("--sync", action="store_true", help="run the engine in this process")
         parser.add_argument("--as", dest="username", help="record this user as the actor")
+        parser.add_argument(
+            "--start-at",
+            type=parse_start_at,
+            help="ISO 8601 time (with zone) at which the schedule starts it",
+        )
 
     def handle(self, *args, **options):
         sites = select_sites(options["all"], options["sites"])
@@ -77,14 +101,35 @@ class Command(BaseCommand):
                 auto_revert=not options["no_auto_revert"],
                 actor=actor,
                 whole_fleet=options["all"],
+                start_at=options["start_at"],
             )
         except PlanError as exc:
             raise CommandError(str(exc)) from None
+        if rollout.approval_required or rollout.start_at:
+            self.stdout.write(f"rollout {rollout.pk}")
+            self._not_started(rollout, following=options["sync"] or options["wait"])
+            return
         services.rollout_start(rollout=rollout, actor=actor, enqueue=not options["sync"])
         self.stdout.write(f"rollout {rollout.pk}")
         if options["sync"] or options["wait"]:
             rollout = follow(rollout, sync=options["sync"], bar=options["wait"], stdout=self.stdout)
             finish(rollout, self.stdout)
+
+    def _not_started(self, rollout, *, following: bool) -> None:
+        """Say why ``rollout`` was not started; with --wait/--sync that is a failure."""
+        when = f"{rollout.start_at:%Y-%m-%d %H:%M:%S %Z}" if rollout.start_at else ""
+        if rollout.approval_required:
+            note = (
+                f"rollout {rollout.pk} awaits approval by a second staff member "
+                f"(manage.py rollout_control {rollout.pk} approve --as USER) until "
+                f"{rollout.approval_expires_at:%Y-%m-%d %H:%M:%S %Z}; "
+                + (f"it then starts at {when}" if when else "it starts when approved")
+            )
+        else:
+            note = f"rollout {rollout.pk} is scheduled to start at {when}"
+        self.stdout.write(note)
+        if following:
+            raise CommandError(f"{note}; not started, so not followed")
 
     def _print_plan(self, preview: services.RolloutPreview) -> None:
         self.stdout.write(

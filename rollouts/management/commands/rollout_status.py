@@ -26,4 +26,4 @@ class Command(BaseCommand):
             return
         self.stdout.write(describe(rollout))
         if rollout.status != Rollout.Status.SUCCEEDED:
-            raise CommandError(f"rollout {rollout.pk} is {rollout.status}")
+            raise CommandError(f"rollout {rollout.pk} is {rollout.phase}")

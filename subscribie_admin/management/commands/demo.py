@@ -23,6 +23,8 @@ from django.core.management.base import BaseCommand, CommandError
 from cluster.gateway import Cluster
 
 DEMO_USERNAME = "demo"
+# A second superuser: a whole-fleet upgrade needs approval by someone other than its creator.
+APPROVER_USERNAME = "demo-approver"
 
 
 class Command(BaseCommand):
@@ -49,6 +51,7 @@ class Command(BaseCommand):
     def _run(self, state_dir: Path, host: str, port: int, signups: int, ready_after: float):
         call_command("migrate", interactive=False, verbosity=0)
         password = self._demo_user()
+        approver_password = self._demo_user(APPROVER_USERNAME)
 
         kubeconfig = state_dir / "kubeconfig"
         kube_line = self._start(
@@ -66,6 +69,8 @@ class Command(BaseCommand):
             "KUBECONFIG": str(kubeconfig),
             "COUCHDB_URL": couch_line.group(1),
             "DEBUG": "1",
+            # Owner and staff notices are printed by the qcluster, not sent.
+            "EMAIL_URL": "consolemail://",
             "SITE_PROGRESS_DEADLINE_SECONDS": os.environ.get(
                 "SITE_PROGRESS_DEADLINE_SECONDS", "60"
             ),
@@ -90,6 +95,8 @@ class Command(BaseCommand):
                 "\nSubscribie fleet admin demo is running\n"
                 f"  admin:     http://{host}:{port}/admin/\n"
                 f"  login:     {DEMO_USERNAME} / {password}\n"
+                f"  approver:  {APPROVER_USERNAME} / {approver_password}  (approves big upgrades)\n"
+                "  emails:    printed by the qcluster (console backend)\n"
                 f"  kubesim:   {kube_line.group(1)}  (kubectl --kubeconfig {kubeconfig} ...)\n"
                 f"  couchdb:   {env['COUCHDB_URL']}  ({seeded} signup docs seeded)\n"
                 "Press Ctrl-C to stop."
@@ -100,10 +107,11 @@ class Command(BaseCommand):
             time.sleep(0.5)
         raise CommandError("a demo process exited; stopping the others")
 
-    def _demo_user(self) -> str:
+    def _demo_user(self, username: str = DEMO_USERNAME) -> str:
         """A fresh random password each run, printed once; the hash is all that is stored."""
         password = secrets.token_urlsafe(12)
-        user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
+        user, _ = get_user_model().objects.get_or_create(username=username)
+        user.email = user.email or f"{username}@example.com"
         user.is_staff = user.is_superuser = True
         user.set_password(password)
         user.save()
