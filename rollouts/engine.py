@@ -46,8 +46,11 @@ from django.utils import timezone
 import audit
 from cluster.gateway import Cluster, ClusterError
 from cluster.status import DeploymentSnapshot
+from rollouts import clock
+from rollouts.bake import BakeClock, unavailable_reason
 from rollouts.models import Rollout, RolloutTarget
 from rollouts.planner import parse_failure_budget
+from rollouts.window_gate import gate
 from sites.models import Site
 
 logger = logging.getLogger(__name__)
@@ -335,7 +338,7 @@ class _Tick:
         }
 
     def _touch(self, **fields) -> None:
-        Rollout.objects.filter(pk=self.rollout.pk).update(last_progress_at=timezone.now(), **fields)
+        Rollout.objects.filter(pk=self.rollout.pk).update(last_progress_at=clock.now(), **fields)
 
     def _status_counts(self) -> dict[str, int]:
         """``{status: count}`` of this rollout's targets (one query)."""
@@ -381,7 +384,7 @@ class _Tick:
                 if (snap := listing.get(t.site.slug)) is not None and snap.image != d.image(t)
             }
         )
-        now = timezone.now()
+        now = clock.now()
         failures: list[tuple[RolloutTarget, str, dict]] = []
         # In-flight targets by the generation they get: one CAS UPDATE per generation.
         in_flight: dict[int, list[RolloutTarget]] = defaultdict(list)
@@ -453,7 +456,7 @@ class _Tick:
         rollout = self.rollout
         expected = {t.site.slug: gen for t in targets if (gen := d.generation(t)) is not None}
         listing = self._list(targets, expected)  # the one status read of the wave
-        now = timezone.now()
+        now = clock.now()
         started = rollout.wave_started_at or now
         deadline_passed = deadlines and now >= started + timedelta(
             seconds=rollout.wave_timeout_seconds
@@ -534,6 +537,8 @@ class _Tick:
         rollout = self.rollout
         wave = rollout.current_wave
         if rollout.status == RStatus.RUNNING:
+            if rollout.respect_windows:
+                self._gate_windows(wave)
             claimed = self._claim(wave)
             if claimed:
                 self._patch(claimed, FORWARD)
@@ -551,7 +556,142 @@ class _Tick:
             return self.result
         if self.targets().filter(wave=wave, status__in=RolloutTarget.OPEN_STATUSES).exists():
             return self.result
+        if self._baking(wave):
+            return self.result
         return self._advance()
+
+    # -- maintenance windows and bake (policy in rollouts/window_gate.py, rollouts/bake.py) ----
+
+    def _gate_windows(self, wave: int) -> None:
+        """Hold the wave's unpatched sites outside their window; release those inside it.
+
+        pending -> waiting_window (audited, with when the window opens) and waiting_window ->
+        pending, both CAS. Releasing restarts the wave's deadline at the window's opening, so
+        a site patched at 02:00 gets the whole deadline from 02:00.
+        """
+        rollout = self.rollout
+        now = clock.now()
+        rows = list(
+            self.targets()
+            .filter(wave=wave, status__in=RolloutTarget.UNPATCHED_STATUSES)
+            .values_list("id", "status", "window_opens_at", "site__maintenance_window")
+        )
+        if not rows:
+            return
+        decision = gate(((pk, text) for pk, _, _, text in rows), now=now)
+        by_id = {pk: (status, opens_at) for pk, status, opens_at, _ in rows}
+        first_hold = [pk for pk in decision.held if by_id[pk][0] == TStatus.PENDING]
+        moved_on: dict[datetime | None, list[int]] = defaultdict(list)  # held, new opening
+        for pk, held in decision.held.items():
+            if by_id[pk][0] == TStatus.WAITING_WINDOW and by_id[pk][1] != held.opens_at:
+                moved_on[held.opens_at].append(pk)
+        released = [pk for pk in decision.open if by_id[pk][0] == TStatus.WAITING_WINDOW]
+        if not (first_hold or moved_on or released):
+            return
+        holding: dict[datetime | None, list[RolloutTarget]] = defaultdict(list)
+        for target in (
+            self.targets().filter(pk__in=first_hold).select_related("site").only(*_target_fields())
+        ):
+            holding[decision.held[target.pk].opens_at].append(target)
+        with transaction.atomic():
+            events = []
+            for opens_at, group in holding.items():
+                for target in self._set_targets(
+                    group, TStatus.PENDING, status=TStatus.WAITING_WINDOW, window_opens_at=opens_at
+                ):
+                    events.append(
+                        self._event(
+                            "target.waiting_window",
+                            target,
+                            message=decision.held[target.pk].reason,
+                            opens_at=opens_at.isoformat() if opens_at else None,
+                        )
+                    )
+            for opens_at, pks in moved_on.items():
+                RolloutTarget.objects.filter(pk__in=pks, status=TStatus.WAITING_WINDOW).update(
+                    window_opens_at=opens_at
+                )
+            if released:
+                RolloutTarget.objects.filter(pk__in=released, status=TStatus.WAITING_WINDOW).update(
+                    status=TStatus.PENDING
+                )
+                opened = max((decision.open[pk] or now for pk in released), default=now)
+                started = rollout.wave_started_at
+                if started is None or opened > started:
+                    Rollout.objects.filter(pk=rollout.pk, current_wave=wave).update(
+                        wave_started_at=opened
+                    )
+                    rollout.wave_started_at = opened
+            if events:
+                audit.record_many(events)
+            self._touch()
+
+    def _baking(self, wave: int) -> bool:
+        """True while the settled ``wave`` bakes; fails targets that turn unavailable.
+
+        The bake runs from the later of ``bake_started_at`` (when the wave was first seen
+        settled) and ``wave_started_at`` (a resume restarts it). Returns False when there is
+        no bake, it is over, or a failure broke the budget (``_advance`` then halts).
+        """
+        rollout = self.rollout
+        if not rollout.bake_seconds or rollout.status != RStatus.RUNNING:
+            return False
+        now = clock.now()
+        if rollout.bake_started_at is None:
+            changed = Rollout.objects.filter(
+                pk=rollout.pk, status=RStatus.RUNNING, current_wave=wave,
+                bake_started_at__isnull=True,
+            ).update(bake_started_at=now, last_progress_at=now)  # fmt: skip
+            if changed:
+                rollout.bake_started_at = now
+                audit.record(
+                    action="rollout.bake",
+                    actor=ENGINE_ACTOR,
+                    rollout=rollout,
+                    message=f"wave {wave + 1} healthy; baking for {rollout.bake_seconds}s",
+                    data={"wave": wave + 1, "bake_seconds": rollout.bake_seconds},
+                )
+            self.result.advanced = True
+            return True
+        since = max(rollout.bake_started_at, rollout.wave_started_at or rollout.bake_started_at)
+        healthy = list(
+            self.targets()
+            .filter(wave=wave, status=TStatus.SUCCEEDED)
+            .select_related("site")
+            .only(*_target_fields())
+        )
+        lost = []
+        if healthy:
+            listing = self._list(healthy)  # the one status read of the baking wave
+            for target in healthy:
+                snap = listing.get(target.site.slug)
+                reason = unavailable_reason(snap, bake_seconds=rollout.bake_seconds)
+                if reason is not None:
+                    data = {
+                        **FORWARD.images(target),
+                        **FORWARD.revisions(target),
+                        "revision": snap.revision if snap else None,
+                        "generation": target.generation,
+                        "during_bake": True,
+                    }
+                    lost.append((target, reason, data))
+        if lost:
+            with transaction.atomic():
+                events = self._settle_many(lost, FORWARD, old=TStatus.SUCCEEDED, now=now)
+                audit.record_many(events.values())
+                self._touch()
+            counts = self._status_counts()
+            budget = parse_failure_budget(rollout.max_failures)
+            if budget.exceeded(counts.get(TStatus.FAILED, 0), sum(counts.values())):
+                return False
+        if BakeClock(rollout.bake_seconds, since).over(now):
+            return False
+        # Alive and deliberately waiting: keep the stale-rollout reaper away.
+        if rollout.last_progress_at is None or now - rollout.last_progress_at > timedelta(
+            seconds=30
+        ):
+            self._touch()
+        return True
 
     def _claim(self, wave: int) -> list[RolloutTarget]:
         """Claim pending targets of ``wave`` for this tick (CAS), plus orphans of a crash.
@@ -572,7 +712,7 @@ class _Tick:
                 status=TStatus.PATCHING,
                 claim=self.token,
                 attempts=F("attempts") + 1,
-                patched_at=timezone.now(),
+                patched_at=clock.now(),
             )
         # Ours, and any left in `patching` by a tick that died (we hold the lease).
         return list(
@@ -590,7 +730,7 @@ class _Tick:
         total = sum(counts.values())
         failed = counts.get(TStatus.FAILED, 0)
         budget = parse_failure_budget(rollout.max_failures)
-        now = timezone.now()
+        now = clock.now()
         wave = rollout.current_wave
         self.result.advanced = True
         with transaction.atomic():
@@ -607,7 +747,7 @@ class _Tick:
                 )
                 if changed:
                     # Sites after the halt are never touched: say so on their targets.
-                    self.targets().filter(status=TStatus.PENDING).update(
+                    self.targets().filter(status__in=RolloutTarget.UNPATCHED_STATUSES).update(
                         status=TStatus.SKIPPED, last_error="rollout halted", finished_at=now
                     )
                     audit.record(
@@ -631,7 +771,12 @@ class _Tick:
             elif wave + 1 < rollout.wave_count:
                 changed = Rollout.objects.filter(
                     pk=rollout.pk, status=RStatus.RUNNING, current_wave=wave
-                ).update(current_wave=wave + 1, wave_started_at=now, last_progress_at=now)
+                ).update(
+                    current_wave=wave + 1,
+                    wave_started_at=now,
+                    last_progress_at=now,
+                    bake_started_at=None,
+                )
                 if changed:
                     audit.record(
                         action="rollout.wave",
@@ -642,6 +787,7 @@ class _Tick:
                             "completed_wave": wave + 1,
                             "failed": failed,
                             "total": total,
+                            "baked_seconds": rollout.bake_seconds,
                         },
                     )
             else:
@@ -706,7 +852,7 @@ class _Tick:
                     attempts=F("attempts") + 1,
                 )
                 Rollout.objects.filter(pk=rollout.pk, status=RStatus.REVERTING).update(
-                    current_wave=wave, wave_started_at=timezone.now()
+                    current_wave=wave, wave_started_at=clock.now()
                 )
             rollout.refresh_from_db()
             self.result.advanced = True
@@ -731,7 +877,7 @@ class _Tick:
     def _settle_orphans(self, orphans: list[RolloutTarget]) -> None:
         """Targets a crashed tick left in ``patching`` when the rollout stopped: did it patch?"""
         listing = self._list(orphans)
-        now = timezone.now()
+        now = clock.now()
         with transaction.atomic():
             for target in orphans:
                 snap = listing.get(target.site.slug)
@@ -757,7 +903,7 @@ class _Tick:
             f"; {failed} could not be reverted" if failed else ""
         )
         message = f"{rollout.status_message}; {note}" if rollout.status_message else note
-        now = timezone.now()
+        now = clock.now()
         with transaction.atomic():
             changed = Rollout.objects.filter(pk=rollout.pk, status=RStatus.REVERTING).update(
                 status=RStatus.REVERTED,

@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.couchdb",
     "tests.fixtures.sites",
     "tests.fixtures.any_cluster",
+    "tests.fixtures.clock",
 ]
 
 

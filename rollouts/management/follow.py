@@ -35,6 +35,9 @@ def describe(rollout: Rollout) -> str:
     for wave in progress.waves:
         detail = ", ".join(f"{status} {n}" for status, n in sorted(wave.counts.items()))
         lines.append(f"  wave {wave.number}: {wave.settled}/{wave.total} settled ({detail})")
+    bake = selectors.wave_bake(rollout)
+    if bake is not None:
+        lines.append(f"  wave {bake.wave}: {bake.countdown}")
     if rollout.status_message:
         lines.append(f"  {rollout.status_message}")
     return "\n".join(lines)
