@@ -33,7 +33,7 @@ from rollouts.admin_actions import (
 )
 from sites import selectors, services
 from sites.models import Signup, Site
-from sites.windows import format_window, parse_window
+from sites.windows import WindowError, format_window, parse_window
 
 # Fleet upgrade / rollback flows, contributed by the rollouts app.
 ROLLOUT_ACTIONS = (upgrade_selected_sites, upgrade_all_sites, rollback_selected_sites)
@@ -659,10 +659,12 @@ class SiteAdmin(FleetModelAdmin):
         form = super().get_form(request, obj, **kwargs)
 
         def clean_maintenance_window(self) -> str:
-            """Blank, or the canonical text of a valid window (the model validator explains
-            what is wrong with an invalid one)."""
+            """Blank, or the canonical text of a valid window; else what is wrong with it."""
             text = (self.cleaned_data.get("maintenance_window") or "").strip()
-            return format_window(parse_window(text)) if text else ""
+            try:
+                return format_window(parse_window(text)) if text else ""
+            except WindowError as exc:
+                raise forms.ValidationError(str(exc)) from None
 
         if "maintenance_window" in form.base_fields:
             form.clean_maintenance_window = clean_maintenance_window
