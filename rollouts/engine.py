@@ -2,14 +2,19 @@
 
 A tick does a bounded amount of work on one rollout and returns:
 
-running  claim up to ``ROLLOUT_TICK_BATCH`` pending targets of the current wave
+running  with "respect windows", first hold the wave's unpatched targets whose site is outside
+         its maintenance window (pending -> waiting_window) and release those whose window
+         opened (-> pending; the wave deadline restarts at the opening; rollouts/window_gate.py);
+         claim up to ``ROLLOUT_TICK_BATCH`` pending targets of the current wave
          (pending -> patching, one compare-and-swap UPDATE with a claim token), read the wave
          with ONE list (``from_image``/``from_revision`` come from the cluster, stored before
          the patch), patch images with a thread pool bounded by ``KUBE_CONCURRENCY`` (the
          gateway rate-limits), store the returned generation (-> waiting); then read the whole
          wave's status with ONE list and mark targets succeeded / failed; when the wave is
-         settled, either start the next wave, finish (succeeded) or halt (failure budget
-         exceeded) and, with auto-revert, go to reverting.
+         settled, bake it (``bake_seconds``; rollouts/bake.py): each tick reads its succeeded
+         sites with ONE list and fails any that became unavailable; then either start the next
+         wave, finish (succeeded) or halt (failure budget exceeded) and, with auto-revert, go
+         to reverting. Time is read from ``rollouts.clock`` (tests set it).
 paused   only observe the wave (no patch, no deadline, no advance).
 reverting  wave by wave from the highest: every target this rollout changed goes back to its
          recorded ``from_image`` (never a relative ``rollout undo``); then reverted.
@@ -55,6 +60,8 @@ from sites.models import Site
 
 logger = logging.getLogger(__name__)
 
+# How often a rollout that waits on purpose (bake, maintenance windows) records that it is alive.
+_WAITING_TOUCH = timedelta(seconds=30)
 # Most ids in one grouped CAS UPDATE (keeps ``IN (...)`` under SQLite's parameter limits).
 _CAS_CHUNK = 500
 
@@ -587,6 +594,8 @@ class _Tick:
                 moved_on[held.opens_at].append(pk)
         released = [pk for pk in decision.open if by_id[pk][0] == TStatus.WAITING_WINDOW]
         if not (first_hold or moved_on or released):
+            if decision.held:
+                self._touch_while_waiting(now)
             return
         holding: dict[datetime | None, list[RolloutTarget]] = defaultdict(list)
         for target in (
@@ -686,12 +695,15 @@ class _Tick:
                 return False
         if BakeClock(rollout.bake_seconds, since).over(now):
             return False
-        # Alive and deliberately waiting: keep the stale-rollout reaper away.
-        if rollout.last_progress_at is None or now - rollout.last_progress_at > timedelta(
-            seconds=30
-        ):
-            self._touch()
+        self._touch_while_waiting(now)
         return True
+
+    def _touch_while_waiting(self, now: datetime) -> None:
+        """Alive and deliberately waiting (bake, windows): keep the stale-rollout reaper away,
+        with at most one write every ``_WAITING_TOUCH`` rather than one per tick."""
+        last = self.rollout.last_progress_at
+        if last is None or now - last >= _WAITING_TOUCH:
+            self._touch()
 
     def _claim(self, wave: int) -> list[RolloutTarget]:
         """Claim pending targets of ``wave`` for this tick (CAS), plus orphans of a crash.

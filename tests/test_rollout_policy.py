@@ -208,3 +208,21 @@ def test_halt_and_cancel_skip_sites_waiting_for_their_window(db, engine_clock):
     services.rollout_cancel(rollout=rollout, actor="tester")
     target.refresh_from_db()
     assert (target.status, target.last_error) == (TStatus.SKIPPED, "rollout cancelled")
+
+
+def test_a_rollout_waiting_for_windows_is_not_reaped_as_stalled(db, settings, engine_clock):
+    from tests.fixtures.rollouts import site_row
+
+    settings.ROLLOUT_STALE_GRACE_SECONDS = 60
+    later = engine_clock.now + timedelta(days=2)
+    site_row("held", maintenance_window=window_opening_at(later, "Europe/London"))
+    rollout = start(Site.objects.all(), waves="100%", respect_windows=True, wave_timeout=60)
+    # No cluster call happens while every site waits for its window.
+    engine.tick(rollout.pk, cluster=None)
+    assert statuses(rollout) == {"held": TStatus.WAITING_WINDOW}
+    for _ in range(5):  # ten minutes of ticks, far past deadline + grace
+        engine_clock.advance(minutes=2)
+        engine.tick(rollout.pk, cluster=None)
+        assert services.rollout_reap_stale(now=engine_clock.now) == []
+    rollout.refresh_from_db()
+    assert rollout.status == Rollout.Status.RUNNING
