@@ -259,6 +259,7 @@ def _store_batch(changes: list[Change], summary: SyncSummary, claimed: ClaimedNa
                 "custom_domain",
                 "theme_name",
                 "theme_colour",
+                "maintenance_window",
                 "pending_change",
                 "writeback",
             ],
