@@ -96,7 +96,9 @@ def lease_seconds() -> int:
 
 @dataclass
 class TickResult:
-    """What one tick did. ``finished``: nothing left to do (terminal, or paused)."""
+    """What one tick did. ``finished``: nothing left to do (terminal, or paused).
+    ``waiting``: the rollout only waits on purpose (a bake, or sites waiting for their
+    maintenance window), so its driver may tick less often."""
 
     rollout_id: int
     status: str
@@ -105,6 +107,7 @@ class TickResult:
     advanced: bool = False
     busy: bool = False
     finished: bool = False
+    waiting: bool = False
 
     @property
     def made_progress(self) -> bool:
@@ -561,7 +564,14 @@ class _Tick:
         if rollout.status == RStatus.PAUSED:
             self.result.finished = not self.targets().filter(status=TStatus.WAITING).exists()
             return self.result
-        if self.targets().filter(wave=wave, status__in=RolloutTarget.OPEN_STATUSES).exists():
+        still_open = set(
+            self.targets()
+            .filter(wave=wave, status__in=RolloutTarget.OPEN_STATUSES)
+            .values_list("status", flat=True)
+            .distinct()
+        )
+        if still_open:
+            self.result.waiting = still_open == {TStatus.WAITING_WINDOW}
             return self.result
         if self._baking(wave):
             return self.result
@@ -696,6 +706,7 @@ class _Tick:
         if BakeClock(rollout.bake_seconds, since).over(now):
             return False
         self._touch_while_waiting(now)
+        self.result.waiting = not lost
         return True
 
     def _touch_while_waiting(self, now: datetime) -> None:
@@ -966,6 +977,7 @@ def run_until_settled(
     """
     owner = lease_owner or uuid.uuid4().hex
     cluster = cluster or Cluster.from_settings()
+    waiting_poll = float(getattr(settings, "ROLLOUT_WAITING_POLL_SECONDS", 5))
     started = time.monotonic()
     ticks = 0
     finished = False
@@ -983,7 +995,12 @@ def run_until_settled(
             if max_seconds is not None and time.monotonic() - started >= max_seconds:
                 break
             if not result.made_progress:
-                time.sleep(poll)
+                # Waiting on purpose (bake, windows): no need to read the cluster 5 times a
+                # second; still wake in time for max_seconds.
+                pause = max(poll, waiting_poll) if result.waiting else poll
+                if max_seconds is not None:
+                    pause = min(pause, max(max_seconds - (time.monotonic() - started), 0))
+                time.sleep(pause)
     finally:
         if finished or not keep_lease:
             release_lease(rollout_id, owner)

@@ -148,6 +148,9 @@ ROLLOUT_TICK_BATCH = env.int("ROLLOUT_TICK_BATCH", default=500)
 ROLLOUT_JOB_SECONDS = env.int("ROLLOUT_JOB_SECONDS", default=30)
 ROLLOUT_LEASE_SECONDS = env.int("ROLLOUT_LEASE_SECONDS", default=90)
 ROLLOUT_STALE_GRACE_SECONDS = env.int("ROLLOUT_STALE_GRACE_SECONDS", default=300)
+# While a rollout only waits on purpose (a wave's bake, sites waiting for their maintenance
+# window), its job ticks (and reads the baking wave) this often instead of every poll.
+ROLLOUT_WAITING_POLL_SECONDS = env.float("ROLLOUT_WAITING_POLL_SECONDS", default=5.0)
 
 # --- CouchDB --------------------------------------------------------------------------------
 COUCHDB_URL = env.str("COUCHDB_URL", default="http://127.0.0.1:5984")

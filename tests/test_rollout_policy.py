@@ -68,7 +68,7 @@ def test_bake_catches_a_site_going_unavailable_after_it_turned_healthy_and_rever
     assert statuses(rollout)["site-0000"] == TStatus.SUCCEEDED
     engine_clock.advance(seconds=120)
     for _ in range(3):
-        engine.tick(rollout.pk, cluster=cluster)
+        assert engine.tick(rollout.pk, cluster=cluster).waiting
     rollout.refresh_from_db()
     assert (rollout.status, rollout.current_wave) == (Rollout.Status.RUNNING, 0)
     assert selectors.wave_bake(rollout).countdown == "baking: 3m 00s left of 300s"
@@ -222,7 +222,7 @@ def test_a_rollout_waiting_for_windows_is_not_reaped_as_stalled(db, settings, en
     assert statuses(rollout) == {"held": TStatus.WAITING_WINDOW}
     for _ in range(5):  # ten minutes of ticks, far past deadline + grace
         engine_clock.advance(minutes=2)
-        engine.tick(rollout.pk, cluster=None)
+        assert engine.tick(rollout.pk, cluster=None).waiting  # its job may tick slowly
         assert services.rollout_reap_stale(now=engine_clock.now) == []
     rollout.refresh_from_db()
     assert rollout.status == Rollout.Status.RUNNING
