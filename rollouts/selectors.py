@@ -166,7 +166,7 @@ class WaveBake:
     @property
     def countdown(self) -> str:
         if self.left is None:
-            return f"{self.seconds}s bake starts once the wave is healthy"
+            return f"a {self.seconds}s bake starts once the wave is healthy"
         return f"baking: {format_duration(self.left)} left of {self.seconds}s"
 
 

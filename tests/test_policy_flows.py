@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from rollouts import services
+from rollouts.management.follow import describe
 from rollouts.models import Rollout
 from sites.models import Signup, Site
 from sites.services import signups_approve
@@ -143,6 +144,9 @@ def test_upgrade_form_previews_bake_and_windows_and_starts_with_them(
     engine_clock.advance(seconds=20)
     detail = admin_client.get(reverse("admin:rollouts_rollout_change", args=[rollout.pk]))
     assert "Wave 1: baking: 1m 40s left of 120s" in detail.content.decode()
+    assert "  wave 1: a 120s bake starts once the wave is healthy" in describe(rollout)
+    rollout.refresh_from_db()
+    assert "  wave 1: baking: 1m 40s left of 120s" in describe(rollout)  # rollout_status
 
 
 def test_a_negative_bake_is_refused(db):
