@@ -500,6 +500,45 @@ class Controllers:
         if bound:
             self.events.scheduled(stored, NODE_NAME)
 
+    def set_pod_ready(self, ns: str, name: str, ready: bool) -> bool:
+        """The kubelet's readiness probe turns ``ready`` for a running pod (caller holds the
+        store lock); False if the pod is gone or not running yet, True when it was set.
+
+        Not ready: the pod's Ready and ContainersReady conditions go False (with the real
+        kubelet's reason and message), its containers report ``ready: false``, and it stops
+        counting as ready or available, so its ReplicaSet and Deployment lose an available
+        replica and its Service endpoint moves to ``notReadyAddresses``. Ready again: it
+        counts from now (``minReadySeconds`` runs afresh), as after a real probe recovers.
+        """
+        pod = self.store.get(PODS.key, ns, name)
+        if pod is None or (pod.get("status") or {}).get("phase") != "Running":
+            return False
+        uid = pod["metadata"]["uid"]
+        if ready == (uid in self._ready_at):
+            return True
+        now = _now_iso()
+        status = json.loads(json.dumps(pod.get("status") or {}))
+        flag = "True" if ready else "False"
+        containers = status.get("containerStatuses") or []
+        for cs in containers:
+            cs["ready"] = ready
+        for cond in status.get("conditions") or []:
+            if cond.get("type") in ("Ready", "ContainersReady"):
+                cond["status"] = flag
+                cond["lastTransitionTime"] = now
+                cond.pop("reason", None)
+                cond.pop("message", None)
+                if not ready:
+                    cond["reason"] = "ContainersNotReady"
+                    names = " ".join(str(cs.get("name")) for cs in containers)
+                    cond["message"] = f"containers with unready status: [{names}]"
+        if ready:
+            self._ready_at[uid] = time.time()
+        else:
+            self._ready_at.pop(uid, None)
+        self._put_status(PODS, pod, _with_status(pod, status))
+        return True
+
     def _put_status(self, rt: Any, old: Obj, new: Obj) -> Obj:
         """Store ``new``: the current ``old`` with only its status (and annotations) changed.
 

@@ -654,6 +654,19 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"ok": True})
             else:
                 raise method_not_allowed()
+        elif what == "ready" and method in ("PUT", "POST") and len(parts) == 4:
+            # /kubesim/ready/<namespace>/<pods|deployments>/<name> {"ready": false}
+            namespace, kind, name = parts[1:]
+            ready = data.get("ready")
+            if not isinstance(ready, bool):
+                raise bad_request('the body must be {"ready": true} or {"ready": false}')
+            if kind == "pods":
+                flipped = [name] if sim.set_pod_ready(namespace, name, ready) else []
+            elif kind == "deployments":
+                flipped = sim.set_deployment_ready(namespace, name, ready)
+            else:
+                raise bad_request("readiness can be set on pods or deployments")
+            self._send_json(200 if flipped else 404, {"ready": ready, "pods": flipped})
         elif what == "config":
             if method in ("PUT", "PATCH", "POST"):
                 if "readyAfter" in data:

@@ -175,6 +175,41 @@ class KubeSim:
     def reset_requests(self) -> None:
         self.request_log.reset()
 
+    def set_pod_ready(self, namespace: str, pod: str, ready: bool) -> bool:
+        """Flip a running pod's readiness, as a failing (or recovering) readiness probe does.
+
+        The Deployment that owns it loses (or regains) an available replica. False if the pod
+        does not exist or has not started yet.
+        """
+        with self.store.lock:
+            changed = self.controllers.set_pod_ready(namespace, pod, ready)
+        self.controllers._wake.set()
+        return changed
+
+    def set_deployment_ready(self, namespace: str, deployment: str, ready: bool) -> list[str]:
+        """:meth:`set_pod_ready` for every running pod of ``deployment``; returns their names.
+
+        ``ready=False`` makes the Deployment unavailable (``availableReplicas`` 0) until it is
+        called again with ``ready=True``; the pods are not replaced, as a real Deployment
+        controller leaves pods that fail readiness in place.
+        """
+        from .resources import DEPLOYMENTS, PODS, REPLICASETS
+
+        with self.store.lock:
+            d = self.store.get(DEPLOYMENTS.key, namespace, deployment)
+            if d is None:
+                return []
+            pods = [
+                pod["metadata"]["name"]
+                for rs in self.api.owned_by(d, REPLICASETS.key)
+                for pod in self.api.owned_by(rs, PODS.key)
+            ]
+            flipped = [
+                name for name in pods if self.controllers.set_pod_ready(namespace, name, ready)
+            ]
+        self.controllers._wake.set()
+        return sorted(flipped)
+
     def settle(self, timeout: float = 10.0) -> None:
         """Block until the controllers have no immediate work (pending timers aside)."""
         import time

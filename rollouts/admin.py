@@ -54,6 +54,7 @@ STATUS_COLOURS = {
     "pending": "#6c757d",
     "patching": "#0b63c5",
     "waiting": "#0b63c5",
+    "waiting_window": "#b8860b",
     "failed": "#ba2121",
     "skipped": "#6c757d",
     "revert_failed": "#ba2121",
@@ -89,7 +90,8 @@ def progress_bar(done: int, failed: int, total: int) -> str:
 
 
 class StrategyForm(forms.Form):
-    """A rollout's strategy: waves, failure budget, wave deadline, auto-revert (rollback form)."""
+    """A rollout's strategy: waves, failure budget, wave deadline, bake, maintenance windows,
+    auto-revert (the rollback form; the upgrade form adds the image)."""
 
     waves = forms.CharField(
         initial=services.DEFAULT_WAVES, help_text="cumulative: canaries first, last is 100%"
@@ -101,6 +103,20 @@ class StrategyForm(forms.Form):
     )
     wave_timeout = forms.IntegerField(
         initial=services.DEFAULT_WAVE_TIMEOUT, min_value=1, label="wave deadline (seconds)"
+    )
+    bake = forms.IntegerField(
+        initial=services.DEFAULT_BAKE,
+        required=False,  # blank: no bake
+        min_value=0,
+        label="bake time (seconds)",
+        help_text="a healthy wave must stay healthy this long before the next wave starts; "
+        "a site that becomes unavailable meanwhile counts as failed",
+    )
+    respect_windows = forms.BooleanField(
+        initial=False,
+        required=False,
+        label="respect maintenance windows",
+        help_text="patch each site only inside its maintenance window; sites without one at once",
     )
     auto_revert = forms.BooleanField(initial=True, required=False)
 
@@ -117,6 +133,9 @@ class StrategyForm(forms.Form):
 
     def clean_max_failures(self) -> str:
         return self._parsed("max_failures", parse_failure_budget)
+
+    def clean_bake(self) -> int:
+        return self.cleaned_data.get("bake") or services.DEFAULT_BAKE
 
 
 class UpgradeForm(StrategyForm):
@@ -190,7 +209,7 @@ def covers_whole_fleet(site_ids: Iterable[int]) -> bool:
 
 def skip_outcome(target: RolloutTarget) -> str:
     """What skipping ``target`` does, for its confirmation page; "" if it cannot be skipped."""
-    if target.status == RolloutTarget.Status.PENDING:
+    if target.status in RolloutTarget.UNPATCHED_STATUSES:
         return (
             f"never patched by this rollout: stays on {target.site.image}; "
             "does not count as a failure"
@@ -207,7 +226,7 @@ def skip_outcome(target: RolloutTarget) -> str:
 def cancel_outcome(target: RolloutTarget, *, revert: bool) -> str:
     """What cancelling (and reverting) its rollout does to ``target``; "" if nothing."""
     status = RolloutTarget.Status
-    if target.status == status.PENDING:
+    if target.status in RolloutTarget.UNPATCHED_STATUSES:
         return f"skipped: never patched, stays on {target.site.image}"
     if target.status not in (status.PATCHING, status.WAITING, status.SUCCEEDED, status.FAILED):
         return ""
@@ -316,6 +335,7 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
             "opts": self.opts,
             "title": str(rollout),
             "rollout": rollout,
+            "bake": selectors.wave_bake(rollout),
             "progress": progress,
             "waves": [(wave, by_wave.get(wave.number - 1, [])) for wave in progress.waves],
             "badge": status_badge(rollout.status, rollout.phase),
@@ -604,12 +624,14 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
         except Exception as exc:  # configuration or connection: show, don't crash
             dry_run_error = f"dry run not possible: {exc}"
         first_wave = len(preview.waves[0]) if preview.waves else 0
+        windows = preview.wave_windows or (None,) * len(preview.waves)
         return {
             "preview": preview,
             "waves": [
-                (index + 1, [(slug, preview.image_for(slug)) for slug in slugs])
+                (index + 1, [(slug, preview.image_for(slug)) for slug in slugs], windows[index])
                 for index, slugs in enumerate(preview.waves)
             ],
+            "any_windows": any(w is not None and (w.open_now or w.held) for w in windows),
             "per_site_images": bool(preview.to_images),
             "dry_run_results": dry_run_results,
             "dry_run_error": dry_run_error,
@@ -643,7 +665,8 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
         try:
             preview = services.rollout_plan(
                 sites=sites, image=data["image"], waves=data["waves"],
-                max_failures=data["max_failures"],
+                max_failures=data["max_failures"], bake=data["bake"],
+                respect_windows=data["respect_windows"],
             )  # fmt: skip
         except PlanError as exc:
             form.add_error(None, str(exc))
@@ -653,7 +676,8 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
             rollout = services.rollout_create(
                 sites=sites, image=data["image"], waves=data["waves"],
                 max_failures=data["max_failures"], wave_timeout=data["wave_timeout"],
-                auto_revert=data["auto_revert"], actor=request.user,
+                auto_revert=data["auto_revert"], bake=data["bake"],
+                respect_windows=data["respect_windows"], actor=request.user,
                 whole_fleet=whole_fleet, start_at=data["start_at"],
             )  # fmt: skip
             request.session.pop(SESSION_KEY, None)
@@ -711,8 +735,9 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
         data = form.cleaned_data
         try:
             preview = services.sites_rollback_plan(
-                sites=sites, waves=data["waves"], max_failures=data["max_failures"]
-            )
+                sites=sites, waves=data["waves"], max_failures=data["max_failures"],
+                bake=data["bake"], respect_windows=data["respect_windows"],
+            )  # fmt: skip
         except PlanError as exc:
             form.add_error(None, str(exc))
             return TemplateResponse(request, "admin/rollouts/upgrade_form.html", context)
@@ -721,7 +746,8 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
             rollout = services.sites_rollback(
                 sites=sites, actor=request.user, waves=data["waves"],
                 max_failures=data["max_failures"], wave_timeout=data["wave_timeout"],
-                auto_revert=data["auto_revert"],
+                auto_revert=data["auto_revert"], bake=data["bake"],
+                respect_windows=data["respect_windows"],
             )  # fmt: skip
             request.session.pop(SESSION_KEY, None)
             messages.success(request, f"Rollback #{rollout.pk} started.")

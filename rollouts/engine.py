@@ -2,14 +2,19 @@
 
 A tick does a bounded amount of work on one rollout and returns:
 
-running  claim up to ``ROLLOUT_TICK_BATCH`` pending targets of the current wave
+running  with "respect windows", first hold the wave's unpatched targets whose site is outside
+         its maintenance window (pending -> waiting_window) and release those whose window
+         opened (-> pending; the wave deadline restarts at the opening; rollouts/window_gate.py);
+         claim up to ``ROLLOUT_TICK_BATCH`` pending targets of the current wave
          (pending -> patching, one compare-and-swap UPDATE with a claim token), read the wave
          with ONE list (``from_image``/``from_revision`` come from the cluster, stored before
          the patch), patch images with a thread pool bounded by ``KUBE_CONCURRENCY`` (the
          gateway rate-limits), store the returned generation (-> waiting); then read the whole
          wave's status with ONE list and mark targets succeeded / failed; when the wave is
-         settled, either start the next wave, finish (succeeded) or halt (failure budget
-         exceeded) and, with auto-revert, go to reverting.
+         settled, bake it (``bake_seconds``; rollouts/bake.py): each tick reads its succeeded
+         sites with ONE list and fails any that became unavailable; then either start the next
+         wave, finish (succeeded) or halt (failure budget exceeded) and, with auto-revert, go
+         to reverting. Time is read from ``rollouts.clock`` (tests set it).
 paused   only observe the wave (no patch, no deadline, no advance).
 reverting  wave by wave from the highest: every target this rollout changed goes back to its
          recorded ``from_image`` (never a relative ``rollout undo``); then reverted.
@@ -46,13 +51,17 @@ from django.utils import timezone
 import audit
 from cluster.gateway import Cluster, ClusterError
 from cluster.status import DeploymentSnapshot
-from rollouts import notices
+from rollouts import clock, notices
+from rollouts.bake import BakeClock, unavailable_reason
 from rollouts.models import Rollout, RolloutTarget
 from rollouts.planner import parse_failure_budget
+from rollouts.window_gate import gate
 from sites.models import Site
 
 logger = logging.getLogger(__name__)
 
+# How often a rollout that waits on purpose (bake, maintenance windows) records that it is alive.
+_WAITING_TOUCH = timedelta(seconds=30)
 # Most ids in one grouped CAS UPDATE (keeps ``IN (...)`` under SQLite's parameter limits).
 _CAS_CHUNK = 500
 
@@ -87,7 +96,9 @@ def lease_seconds() -> int:
 
 @dataclass
 class TickResult:
-    """What one tick did. ``finished``: nothing left to do (terminal, or paused)."""
+    """What one tick did. ``finished``: nothing left to do (terminal, or paused).
+    ``waiting``: the rollout only waits on purpose (a bake, or sites waiting for their
+    maintenance window), so its driver may tick less often."""
 
     rollout_id: int
     status: str
@@ -96,6 +107,7 @@ class TickResult:
     advanced: bool = False
     busy: bool = False
     finished: bool = False
+    waiting: bool = False
 
     @property
     def made_progress(self) -> bool:
@@ -336,7 +348,7 @@ class _Tick:
         }
 
     def _touch(self, **fields) -> None:
-        Rollout.objects.filter(pk=self.rollout.pk).update(last_progress_at=timezone.now(), **fields)
+        Rollout.objects.filter(pk=self.rollout.pk).update(last_progress_at=clock.now(), **fields)
 
     def _status_counts(self) -> dict[str, int]:
         """``{status: count}`` of this rollout's targets (one query)."""
@@ -382,7 +394,7 @@ class _Tick:
                 if (snap := listing.get(t.site.slug)) is not None and snap.image != d.image(t)
             }
         )
-        now = timezone.now()
+        now = clock.now()
         failures: list[tuple[RolloutTarget, str, dict]] = []
         # In-flight targets by the generation they get: one CAS UPDATE per generation.
         in_flight: dict[int, list[RolloutTarget]] = defaultdict(list)
@@ -454,7 +466,7 @@ class _Tick:
         rollout = self.rollout
         expected = {t.site.slug: gen for t in targets if (gen := d.generation(t)) is not None}
         listing = self._list(targets, expected)  # the one status read of the wave
-        now = timezone.now()
+        now = clock.now()
         started = rollout.wave_started_at or now
         deadline_passed = deadlines and now >= started + timedelta(
             seconds=rollout.wave_timeout_seconds
@@ -535,6 +547,8 @@ class _Tick:
         rollout = self.rollout
         wave = rollout.current_wave
         if rollout.status == RStatus.RUNNING:
+            if rollout.respect_windows:
+                self._gate_windows(wave)
             claimed = self._claim(wave)
             if claimed:
                 self._patch(claimed, FORWARD)
@@ -550,9 +564,157 @@ class _Tick:
         if rollout.status == RStatus.PAUSED:
             self.result.finished = not self.targets().filter(status=TStatus.WAITING).exists()
             return self.result
-        if self.targets().filter(wave=wave, status__in=RolloutTarget.OPEN_STATUSES).exists():
+        still_open = set(
+            self.targets()
+            .filter(wave=wave, status__in=RolloutTarget.OPEN_STATUSES)
+            .values_list("status", flat=True)
+            .distinct()
+        )
+        if still_open:
+            self.result.waiting = still_open == {TStatus.WAITING_WINDOW}
+            return self.result
+        if self._baking(wave):
             return self.result
         return self._advance()
+
+    # -- maintenance windows and bake (policy in rollouts/window_gate.py, rollouts/bake.py) ----
+
+    def _gate_windows(self, wave: int) -> None:
+        """Hold the wave's unpatched sites outside their window; release those inside it.
+
+        pending -> waiting_window (audited, with when the window opens) and waiting_window ->
+        pending, both CAS. Releasing restarts the wave's deadline at the window's opening, so
+        a site patched at 02:00 gets the whole deadline from 02:00.
+        """
+        rollout = self.rollout
+        now = clock.now()
+        rows = list(
+            self.targets()
+            .filter(wave=wave, status__in=RolloutTarget.UNPATCHED_STATUSES)
+            .values_list("id", "status", "window_opens_at", "site__maintenance_window")
+        )
+        if not rows:
+            return
+        decision = gate(((pk, text) for pk, _, _, text in rows), now=now)
+        by_id = {pk: (status, opens_at) for pk, status, opens_at, _ in rows}
+        first_hold = [pk for pk in decision.held if by_id[pk][0] == TStatus.PENDING]
+        moved_on: dict[datetime | None, list[int]] = defaultdict(list)  # held, new opening
+        for pk, held in decision.held.items():
+            if by_id[pk][0] == TStatus.WAITING_WINDOW and by_id[pk][1] != held.opens_at:
+                moved_on[held.opens_at].append(pk)
+        released = [pk for pk in decision.open if by_id[pk][0] == TStatus.WAITING_WINDOW]
+        if not (first_hold or moved_on or released):
+            if decision.held:
+                self._touch_while_waiting(now)
+            return
+        holding: dict[datetime | None, list[RolloutTarget]] = defaultdict(list)
+        for target in (
+            self.targets().filter(pk__in=first_hold).select_related("site").only(*_target_fields())
+        ):
+            holding[decision.held[target.pk].opens_at].append(target)
+        with transaction.atomic():
+            events = []
+            for opens_at, group in holding.items():
+                for target in self._set_targets(
+                    group, TStatus.PENDING, status=TStatus.WAITING_WINDOW, window_opens_at=opens_at
+                ):
+                    events.append(
+                        self._event(
+                            "target.waiting_window",
+                            target,
+                            message=decision.held[target.pk].reason,
+                            opens_at=opens_at.isoformat() if opens_at else None,
+                        )
+                    )
+            for opens_at, pks in moved_on.items():
+                RolloutTarget.objects.filter(pk__in=pks, status=TStatus.WAITING_WINDOW).update(
+                    window_opens_at=opens_at
+                )
+            if released:
+                RolloutTarget.objects.filter(pk__in=released, status=TStatus.WAITING_WINDOW).update(
+                    status=TStatus.PENDING
+                )
+                opened = max((decision.open[pk] or now for pk in released), default=now)
+                started = rollout.wave_started_at
+                if started is None or opened > started:
+                    Rollout.objects.filter(pk=rollout.pk, current_wave=wave).update(
+                        wave_started_at=opened
+                    )
+                    rollout.wave_started_at = opened
+            if events:
+                audit.record_many(events)
+            self._touch()
+
+    def _baking(self, wave: int) -> bool:
+        """True while the settled ``wave`` bakes; fails targets that turn unavailable.
+
+        The bake runs from the later of ``bake_started_at`` (when the wave was first seen
+        settled) and ``wave_started_at`` (a resume restarts it). Returns False when there is
+        no bake, it is over, or a failure broke the budget (``_advance`` then halts).
+        """
+        rollout = self.rollout
+        if not rollout.bake_seconds or rollout.status != RStatus.RUNNING:
+            return False
+        now = clock.now()
+        if rollout.bake_started_at is None:
+            changed = Rollout.objects.filter(
+                pk=rollout.pk, status=RStatus.RUNNING, current_wave=wave,
+                bake_started_at__isnull=True,
+            ).update(bake_started_at=now, last_progress_at=now)  # fmt: skip
+            if changed:
+                rollout.bake_started_at = now
+                audit.record(
+                    action="rollout.bake",
+                    actor=ENGINE_ACTOR,
+                    rollout=rollout,
+                    message=f"wave {wave + 1} healthy; baking for {rollout.bake_seconds}s",
+                    data={"wave": wave + 1, "bake_seconds": rollout.bake_seconds},
+                )
+            self.result.advanced = True
+            return True
+        since = max(rollout.bake_started_at, rollout.wave_started_at or rollout.bake_started_at)
+        healthy = list(
+            self.targets()
+            .filter(wave=wave, status=TStatus.SUCCEEDED)
+            .select_related("site")
+            .only(*_target_fields())
+        )
+        lost = []
+        if healthy:
+            listing = self._list(healthy)  # the one status read of the baking wave
+            for target in healthy:
+                snap = listing.get(target.site.slug)
+                reason = unavailable_reason(snap, bake_seconds=rollout.bake_seconds)
+                if reason is not None:
+                    data = {
+                        **FORWARD.images(target),
+                        **FORWARD.revisions(target),
+                        "revision": snap.revision if snap else None,
+                        "generation": target.generation,
+                        "during_bake": True,
+                    }
+                    lost.append((target, reason, data))
+        if lost:
+            with transaction.atomic():
+                events = self._settle_many(lost, FORWARD, old=TStatus.SUCCEEDED, now=now)
+                audit.record_many(events.values())
+                self._touch()
+            counts = self._status_counts()
+            budget = parse_failure_budget(rollout.max_failures)
+            if budget.exceeded(counts.get(TStatus.FAILED, 0), sum(counts.values())):
+                return False
+        if BakeClock(rollout.bake_seconds, since).over(now):
+            return False
+        self._touch_while_waiting(now)
+        self.result.waiting = not lost
+        return True
+
+    def _touch_while_waiting(self, now: datetime) -> None:
+        """Alive and deliberately waiting (bake, windows): keep the stale-rollout reaper away,
+        with at most one write every ``_WAITING_TOUCH`` rather than one per tick."""
+        last = self.rollout.last_progress_at
+        if last is None or now - last >= _WAITING_TOUCH:
+            self._touch()
 
     def _claim(self, wave: int) -> list[RolloutTarget]:
         """Claim pending targets of ``wave`` for this tick (CAS), plus orphans of a crash.
@@ -573,7 +735,7 @@ class _Tick:
                 status=TStatus.PATCHING,
                 claim=self.token,
                 attempts=F("attempts") + 1,
-                patched_at=timezone.now(),
+                patched_at=clock.now(),
             )
         # Ours, and any left in `patching` by a tick that died (we hold the lease).
         return list(
@@ -591,7 +753,7 @@ class _Tick:
         total = sum(counts.values())
         failed = counts.get(TStatus.FAILED, 0)
         budget = parse_failure_budget(rollout.max_failures)
-        now = timezone.now()
+        now = clock.now()
         wave = rollout.current_wave
         self.result.advanced = True
         with transaction.atomic():
@@ -608,7 +770,7 @@ class _Tick:
                 )
                 if changed:
                     # Sites after the halt are never touched: say so on their targets.
-                    self.targets().filter(status=TStatus.PENDING).update(
+                    self.targets().filter(status__in=RolloutTarget.UNPATCHED_STATUSES).update(
                         status=TStatus.SKIPPED, last_error="rollout halted", finished_at=now
                     )
                     audit.record(
@@ -633,7 +795,12 @@ class _Tick:
             elif wave + 1 < rollout.wave_count:
                 changed = Rollout.objects.filter(
                     pk=rollout.pk, status=RStatus.RUNNING, current_wave=wave
-                ).update(current_wave=wave + 1, wave_started_at=now, last_progress_at=now)
+                ).update(
+                    current_wave=wave + 1,
+                    wave_started_at=now,
+                    last_progress_at=now,
+                    bake_started_at=None,
+                )
                 if changed:
                     audit.record(
                         action="rollout.wave",
@@ -644,6 +811,7 @@ class _Tick:
                             "completed_wave": wave + 1,
                             "failed": failed,
                             "total": total,
+                            "baked_seconds": rollout.bake_seconds,
                         },
                     )
             else:
@@ -708,7 +876,7 @@ class _Tick:
                     attempts=F("attempts") + 1,
                 )
                 Rollout.objects.filter(pk=rollout.pk, status=RStatus.REVERTING).update(
-                    current_wave=wave, wave_started_at=timezone.now()
+                    current_wave=wave, wave_started_at=clock.now()
                 )
             rollout.refresh_from_db()
             self.result.advanced = True
@@ -733,7 +901,7 @@ class _Tick:
     def _settle_orphans(self, orphans: list[RolloutTarget]) -> None:
         """Targets a crashed tick left in ``patching`` when the rollout stopped: did it patch?"""
         listing = self._list(orphans)
-        now = timezone.now()
+        now = clock.now()
         with transaction.atomic():
             for target in orphans:
                 snap = listing.get(target.site.slug)
@@ -759,7 +927,7 @@ class _Tick:
             f"; {failed} could not be reverted" if failed else ""
         )
         message = f"{rollout.status_message}; {note}" if rollout.status_message else note
-        now = timezone.now()
+        now = clock.now()
         with transaction.atomic():
             changed = Rollout.objects.filter(pk=rollout.pk, status=RStatus.REVERTING).update(
                 status=RStatus.REVERTED,
@@ -811,6 +979,7 @@ def run_until_settled(
     """
     owner = lease_owner or uuid.uuid4().hex
     cluster = cluster or Cluster.from_settings()
+    waiting_poll = float(getattr(settings, "ROLLOUT_WAITING_POLL_SECONDS", 5))
     started = time.monotonic()
     ticks = 0
     finished = False
@@ -828,7 +997,12 @@ def run_until_settled(
             if max_seconds is not None and time.monotonic() - started >= max_seconds:
                 break
             if not result.made_progress:
-                time.sleep(poll)
+                # Waiting on purpose (bake, windows): no need to read the cluster 5 times a
+                # second; still wake in time for max_seconds.
+                pause = max(poll, waiting_poll) if result.waiting else poll
+                if max_seconds is not None:
+                    pause = min(pause, max(max_seconds - (time.monotonic() - started), 0))
+                time.sleep(pause)
     finally:
         if finished or not keep_lease:
             release_lease(rollout_id, owner)

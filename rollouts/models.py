@@ -9,8 +9,19 @@ State machines (DESIGN.md):
            draft -> declined (by an approver) | expired (``approval_expires_at`` passed) |
            cancelled. A draft with ``start_at`` is started by the every-minute schedule at
            that time, and only if approved when approval is required (rollouts/approvals.py).
+           Within running, each wave: patch its targets -> all settled -> bake (``bake_seconds``,
+           from ``bake_started_at``; 0 = none) -> next wave (or succeeded). A target that turns
+           unavailable during the bake fails (succeeded -> failed) and the failure budget
+           decides, as for any failure, whether the rollout halts (and with auto-revert,
+           reverts).
   Target:  pending -> patching -> waiting -> succeeded | failed | skipped;
+           with ``respect_windows``: pending <-> waiting_window (outside the site's maintenance
+           window; ``window_opens_at`` says when it opens) -> pending -> patching ...;
+           waiting_window -> skipped (halt, cancel, skip);
+           succeeded -> failed (unavailable during the wave's bake);
            then possibly reverting -> reverted.
+  A wave's deadline (``wave_timeout_seconds``) runs from ``wave_started_at``: the wave's start,
+  its resume, or the latest window opening that released its sites, whichever is later.
 Every status change is a compare-and-swap update (see rollouts/services.py and engine.py).
 """
 
@@ -65,6 +76,12 @@ class Rollout(models.Model):
     max_failures = models.CharField(max_length=10, default="0")
     wave_timeout_seconds = models.PositiveIntegerField(default=900)
     auto_revert = models.BooleanField(default=True)
+    bake_seconds = models.PositiveIntegerField(
+        default=0, help_text="a healthy wave must stay healthy this long before the next starts"
+    )
+    respect_windows = models.BooleanField(
+        default=False, help_text="patch each site only inside its maintenance window"
+    )
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True
     )
@@ -72,6 +89,8 @@ class Rollout(models.Model):
     current_wave = models.PositiveIntegerField(default=0)
     wave_count = models.PositiveIntegerField(default=0)
     wave_started_at = models.DateTimeField(null=True, blank=True)
+    # When the current wave was first seen settled and healthy (its bake runs from then).
+    bake_started_at = models.DateTimeField(null=True, blank=True)
     left_out = models.JSONField(default=list, blank=True, help_text="[{slug, reason}]")
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="rollbacks"
@@ -137,6 +156,7 @@ class RolloutTarget(models.Model):
         PENDING = "pending", "pending"
         PATCHING = "patching", "patching"
         WAITING = "waiting", "waiting"
+        WAITING_WINDOW = "waiting_window", "waiting for window"
         SUCCEEDED = "succeeded", "succeeded"
         FAILED = "failed", "failed"
         SKIPPED = "skipped", "skipped"
@@ -145,7 +165,9 @@ class RolloutTarget(models.Model):
         REVERT_FAILED = "revert_failed", "revert failed"
 
     # Targets the engine still has to act on or wait for (a wave is settled without them).
-    OPEN_STATUSES = (Status.PENDING, Status.PATCHING, Status.WAITING)
+    OPEN_STATUSES = (Status.PENDING, Status.WAITING_WINDOW, Status.PATCHING, Status.WAITING)
+    # Targets not patched yet: a halt or a cancel skips these.
+    UNPATCHED_STATUSES = (Status.PENDING, Status.WAITING_WINDOW)
 
     rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="targets")
     site = models.ForeignKey("sites.Site", on_delete=models.PROTECT, related_name="rollout_targets")
@@ -165,6 +187,9 @@ class RolloutTarget(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     patched_at = models.DateTimeField(null=True, blank=True)
+    window_opens_at = models.DateTimeField(
+        null=True, blank=True, help_text="waiting_window: when the site's window next opens"
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
+from rollouts import clock
+from rollouts.bake import BakeClock, format_duration
 from rollouts.models import Rollout, RolloutTarget
 
 Status = RolloutTarget.Status
@@ -151,6 +154,36 @@ def with_target_counts(rollouts: QuerySet[Rollout]) -> QuerySet[Rollout]:
     )
 
 
+@dataclass(frozen=True)
+class WaveBake:
+    """The current wave's bake for display: ``wave`` is 1-based; ``left`` is None until the
+    wave is settled and healthy (the bake has not started)."""
+
+    wave: int
+    seconds: int
+    left: timedelta | None
+
+    @property
+    def countdown(self) -> str:
+        if self.left is None:
+            return f"a {self.seconds}s bake starts once the wave is healthy"
+        return f"baking: {format_duration(self.left)} left of {self.seconds}s"
+
+
+def wave_bake(rollout: Rollout, *, now: datetime | None = None) -> WaveBake | None:
+    """The running rollout's current-wave bake (None without a bake or when not running)."""
+    if not rollout.bake_seconds or rollout.status not in (
+        Rollout.Status.RUNNING,
+        Rollout.Status.PAUSED,
+    ):
+        return None
+    since = rollout.bake_started_at
+    if since is not None and rollout.wave_started_at is not None:
+        since = max(since, rollout.wave_started_at)
+    left = BakeClock(rollout.bake_seconds, since).remaining(now or clock.now())
+    return WaveBake(rollout.current_wave + 1, rollout.bake_seconds, left)
+
+
 def rollout_targets(rollout: Rollout):
     """The rollout's targets in rollout order with their site slugs (one query)."""
     return (
@@ -169,8 +202,10 @@ def rollout_targets(rollout: Rollout):
             "last_error",
             "patched_at",
             "finished_at",
+            "window_opens_at",
             "site__slug",
             "site__canary",
+            "site__maintenance_window",
         )
         .order_by("wave", "position")
     )

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import audit
-from rollouts import selectors
+from rollouts import clock, selectors
 from rollouts.models import Rollout, RolloutTarget
 from rollouts.planner import (
     CandidateSite,
@@ -37,6 +37,7 @@ from rollouts.planner import (
     parse_waves,
     plan_rollout,
 )
+from rollouts.window_gate import WaveWindows, summarise
 from sites.models import Site
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ __all__ = [
 DEFAULT_WAVES = "1,10%,50%,100%"
 DEFAULT_MAX_FAILURES = "0"
 DEFAULT_WAVE_TIMEOUT = 900  # seconds
+DEFAULT_BAKE = 0  # seconds a healthy wave must stay healthy before the next wave starts
 # Sites in these statuses have a Deployment the engine can patch.
 PATCHABLE_SITE_STATUSES = (Site.Status.LIVE, Site.Status.FAILED)
 
@@ -80,7 +82,9 @@ class RolloutError(Exception):
 class RolloutPreview:
     """What a rollout would do: waves of slugs, left-out sites with reasons, parsed gates.
 
-    ``to_images`` is set for rollbacks (each site back to its own image).
+    ``to_images`` is set for rollbacks (each site back to its own image). ``wave_windows``
+    says per wave how many sites are inside their maintenance window at ``planned_at`` and
+    when the rest open (enforced only with ``respect_windows``).
     """
 
     plan: RolloutPlan
@@ -90,6 +94,10 @@ class RolloutPreview:
     left_out: tuple[LeftOut, ...]
     site_ids: dict[str, int]
     to_images: dict[str, str] = field(default_factory=dict)
+    bake_seconds: int = DEFAULT_BAKE
+    respect_windows: bool = False
+    wave_windows: tuple[WaveWindows, ...] = ()
+    planned_at: datetime | None = None
 
     @property
     def waves(self) -> tuple[tuple[str, ...], ...]:
@@ -106,6 +114,24 @@ class RolloutPreview:
     def image_for(self, slug: str) -> str:
         """The image the rollout would give ``slug``: its own for rollbacks, else ``image``."""
         return self.to_images.get(slug, self.image)
+
+
+def _policy(
+    *, plan: RolloutPlan, sites: Iterable[Site], bake: int, respect_windows: bool
+) -> dict[str, Any]:
+    """The bake and window fields of a preview (``PlanError`` for a negative bake)."""
+    if isinstance(bake, bool) or not isinstance(bake, int) or bake < 0:
+        raise PlanError("the bake time must be a whole number of seconds, 0 or more")
+    now = clock.now()
+    windows = {site.slug: site.maintenance_window for site in sites}
+    return {
+        "bake_seconds": bake,
+        "respect_windows": respect_windows,
+        "wave_windows": tuple(
+            summarise((windows.get(slug, "") for slug in wave), now=now) for wave in plan.waves
+        ),
+        "planned_at": now,
+    }
 
 
 def _enqueue_tick(rollout_id: int) -> None:
@@ -160,12 +186,16 @@ def rollout_plan(
     image: str,
     waves: str = DEFAULT_WAVES,
     max_failures: str | int = DEFAULT_MAX_FAILURES,
+    bake: int = DEFAULT_BAKE,
+    respect_windows: bool = False,
 ) -> RolloutPreview:
-    """Preview an upgrade of ``sites`` to ``image``: waves, left-out sites and reasons.
+    """Preview an upgrade of ``sites`` to ``image``: waves, left-out sites and reasons, and
+    per wave the sites inside their maintenance window now.
 
-    Raises :class:`PlanError` (user-facing message) for a bad strategy, budget or image.
+    Raises :class:`PlanError` (user-facing message) for a bad strategy, budget, bake or image.
     Reads the database only.
     """
+    sites = list(sites)
     image = (image or "").strip()
     if not image or any(ch.isspace() for ch in image):
         raise PlanError("the image must be a non-empty reference such as subscribie/subscribie:v2")
@@ -175,13 +205,15 @@ def rollout_plan(
     plan = plan_rollout(candidates, steps=steps, image=image)
     left_out = tuple(sorted((*plan.left_out, *not_patchable), key=lambda item: item.slug))
     return RolloutPreview(
-        plan=plan, steps=steps, budget=budget, image=image, left_out=left_out, site_ids=ids
-    )
+        plan=plan, steps=steps, budget=budget, image=image, left_out=left_out, site_ids=ids,
+        **_policy(plan=plan, sites=sites, bake=bake, respect_windows=respect_windows),
+    )  # fmt: skip
 
 
 def _rollback_preview(
-    *, sites: Sequence[Site], to_images: dict[int, str], waves: str, max_failures: str | int
-) -> RolloutPreview:
+    *, sites: Sequence[Site], to_images: dict[int, str], waves: str, max_failures: str | int,
+    bake: int = DEFAULT_BAKE, respect_windows: bool = False,
+) -> RolloutPreview:  # fmt: skip
     """Preview a rollback: each site back to ``to_images[site.pk]``; no history -> left out."""
     steps = parse_waves(waves)
     budget = parse_failure_budget(max_failures)
@@ -215,6 +247,7 @@ def _rollback_preview(
         left_out=left_out,
         site_ids=ids,
         to_images={site.slug: to_images[site.pk] for site in with_history},
+        **_policy(plan=plan, sites=with_history, bake=bake, respect_windows=respect_windows),
     )
 
 
@@ -264,6 +297,8 @@ def _create_from_preview(
             max_failures=str(preview.budget),
             wave_timeout_seconds=wave_timeout,
             auto_revert=auto_revert,
+            bake_seconds=preview.bake_seconds,
+            respect_windows=preview.respect_windows,
             wave_count=len(preview.waves),
             left_out=[{"slug": item.slug, "reason": item.reason} for item in preview.left_out],
             parent=parent,
@@ -298,6 +333,8 @@ def _create_from_preview(
                 "max_failures": rollout.max_failures,
                 "wave_timeout_seconds": wave_timeout,
                 "auto_revert": auto_revert,
+                "bake_seconds": preview.bake_seconds,
+                "respect_windows": preview.respect_windows,
                 "targets": len(targets),
                 "left_out": len(preview.left_out),
                 "parent": parent.pk if parent else None,
@@ -319,6 +356,8 @@ def rollout_create(
     max_failures: str | int = DEFAULT_MAX_FAILURES,
     wave_timeout: int = DEFAULT_WAVE_TIMEOUT,
     auto_revert: bool = True,
+    bake: int = DEFAULT_BAKE,
+    respect_windows: bool = False,
     actor: Actor,
     whole_fleet: bool = False,
     start_at: datetime | None = None,
@@ -329,8 +368,13 @@ def rollout_create(
     ``whole_fleet`` marks the selection as the whole fleet (see ``selectors.fleet_image``).
     A whole-fleet or large upgrade needs approval before it can start (``approval_required``);
     with ``start_at`` the schedule starts it then (rollouts/approvals.py).
+    ``bake``: seconds each healthy wave must stay healthy before the next starts;
+    ``respect_windows``: patch each site only inside its maintenance window.
     """
-    preview = rollout_plan(sites=sites, image=image, waves=waves, max_failures=max_failures)
+    preview = rollout_plan(
+        sites=sites, image=image, waves=waves, max_failures=max_failures, bake=bake,
+        respect_windows=respect_windows,
+    )  # fmt: skip
     return _create_from_preview(
         preview=preview,
         kind=Rollout.Kind.UPGRADE,
@@ -373,7 +417,7 @@ def rollout_start(*, rollout: Rollout, actor: Actor, enqueue: bool = True) -> Ro
     """
     from rollouts import approvals
 
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         rollout.refresh_from_db(fields=["approval_required", "approved_at"])
         approvals.check_can_start(rollout)
@@ -439,7 +483,7 @@ def rollout_pause(*, rollout: Rollout, actor: Actor) -> Rollout:
 
 def rollout_resume(*, rollout: Rollout, actor: Actor, enqueue: bool = True) -> Rollout:
     """paused -> running. The current wave gets a fresh deadline (time paused is not counted)."""
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         _transition(
             rollout,
@@ -464,7 +508,7 @@ def rollout_cancel(
     the rollout goes to reverting and the engine puts every changed site back to its
     ``from_image``, wave by wave.
     """
-    now = timezone.now()
+    now = clock.now()
     new = Rollout.Status.REVERTING if revert else Rollout.Status.CANCELLED
     fields: dict[str, Any] = {"status_message": "cancelled", "last_progress_at": now}
     if not revert:
@@ -480,7 +524,7 @@ def rollout_cancel(
             **fields,
         )
         skipped = RolloutTarget.objects.filter(
-            rollout=rollout, status=RolloutTarget.Status.PENDING
+            rollout=rollout, status__in=RolloutTarget.UNPATCHED_STATUSES
         ).update(
             status=RolloutTarget.Status.SKIPPED, last_error="rollout cancelled", finished_at=now
         )
@@ -498,13 +542,14 @@ def rollout_cancel(
 
 
 def rollout_skip_target(*, target: RolloutTarget, actor: Actor) -> RolloutTarget:
-    """Skip one site: a pending target is never patched; a waiting one is no longer awaited.
+    """Skip one site: a pending (or waiting_window) target is never patched; a waiting one is
+    no longer awaited.
 
     A skipped target neither counts as a failure nor blocks its wave.
     """
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
-        for old in (RolloutTarget.Status.PENDING, RolloutTarget.Status.WAITING):
+        for old in (*RolloutTarget.UNPATCHED_STATUSES, RolloutTarget.Status.WAITING):
             changed = RolloutTarget.objects.filter(pk=target.pk, status=old).update(
                 status=RolloutTarget.Status.SKIPPED, finished_at=now, last_error="skipped by staff"
             )
@@ -550,8 +595,9 @@ def rollout_rollback_plan(*, rollout: Rollout) -> RolloutPreview:
     to_images = {target.site_id: target.from_image for target in changed}
     sites = [target.site for target in changed]
     return _rollback_preview(
-        sites=sites, to_images=to_images, waves=rollout.waves, max_failures=rollout.max_failures
-    )
+        sites=sites, to_images=to_images, waves=rollout.waves, max_failures=rollout.max_failures,
+        bake=rollout.bake_seconds, respect_windows=rollout.respect_windows,
+    )  # fmt: skip
 
 
 def rollout_rollback(
@@ -585,6 +631,8 @@ def sites_rollback(
     max_failures: str | int = DEFAULT_MAX_FAILURES,
     wave_timeout: int = DEFAULT_WAVE_TIMEOUT,
     auto_revert: bool = True,
+    bake: int = DEFAULT_BAKE,
+    respect_windows: bool = False,
     start: bool = True,
     enqueue: bool = True,
 ) -> Rollout:
@@ -594,7 +642,10 @@ def sites_rollback(
     rollback is a no-op; sites without history are left out with that reason.
     """
     sites = list(sites)
-    preview = sites_rollback_plan(sites=sites, waves=waves, max_failures=max_failures)
+    preview = sites_rollback_plan(
+        sites=sites, waves=waves, max_failures=max_failures, bake=bake,
+        respect_windows=respect_windows,
+    )  # fmt: skip
     return _create_from_preview(
         preview=preview,
         kind=Rollout.Kind.ROLLBACK,
@@ -612,13 +663,16 @@ def sites_rollback_plan(
     sites: Iterable[Site],
     waves: str = DEFAULT_WAVES,
     max_failures: str | int = DEFAULT_MAX_FAILURES,
+    bake: int = DEFAULT_BAKE,
+    respect_windows: bool = False,
 ) -> RolloutPreview:
     """Preview of :func:`sites_rollback` (database reads only)."""
     sites = list(sites)
     to_images = selectors.previous_images(site.pk for site in sites)
     return _rollback_preview(
-        sites=sites, to_images=to_images, waves=waves, max_failures=max_failures
-    )
+        sites=sites, to_images=to_images, waves=waves, max_failures=max_failures, bake=bake,
+        respect_windows=respect_windows,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -687,7 +741,7 @@ def rollout_reap_stale(*, now: datetime | None = None) -> list[int]:
 
     from rollouts import notices as rollout_notices
 
-    now = now or timezone.now()
+    now = now or clock.now()
     grace = timedelta(seconds=int(getattr(settings, "ROLLOUT_STALE_GRACE_SECONDS", 300)))
     halted: list[int] = []
     candidates = Rollout.objects.filter(status=Rollout.Status.RUNNING).only(

@@ -33,6 +33,7 @@ from rollouts.admin_actions import (
 )
 from sites import selectors, services
 from sites.models import Signup, Site
+from sites.windows import WindowError, format_window, parse_window
 
 # Fleet upgrade / rollback flows, contributed by the rollouts app.
 ROLLOUT_ACTIONS = (upgrade_selected_sites, upgrade_all_sites, rollback_selected_sites)
@@ -177,6 +178,7 @@ class HoldForm(forms.Form):
 
 SIGNUP_READONLY = (
     "company_name",
+    "maintenance_window",
     "status_badge",
     "owner_email",
     "custom_domain",
@@ -214,6 +216,7 @@ class SignupAdmin(FleetModelAdmin):
                     "owner_email",
                     "custom_domain",
                     ("theme_name", "theme_colour"),
+                    "maintenance_window",
                     ("received_at", "updated_at"),
                     "site_links",
                 )
@@ -508,13 +511,17 @@ SITE_FIELDSETS = (
             )
         },
     ),
-    ("Rollouts", {"fields": ("canary", "hold_reason", "hold_until")}),
+    ("Rollouts", {"fields": ("canary", "maintenance_window", "hold_reason", "hold_until")}),
     (
         "Domain and theme",
         {"fields": ("custom_domain", "custom_domain_verified", ("theme_name", "theme_colour"))},
     ),
     ("Record", {"fields": (("created_at", "updated_at"),)}),
 )
+
+
+# Staff edit only these; save_model writes each through its service (one column, audited).
+SITE_EDITABLE_FIELDS = ("canary", "maintenance_window")
 
 
 def _flatten(fieldsets) -> list[str]:
@@ -543,7 +550,9 @@ class SiteAdmin(FleetModelAdmin):
     list_select_related = ()
     list_per_page = 100
     fieldsets = SITE_FIELDSETS
-    readonly_fields = tuple(name for name in _flatten(SITE_FIELDSETS) if name != "canary")
+    readonly_fields = tuple(
+        name for name in _flatten(SITE_FIELDSETS) if name not in SITE_EDITABLE_FIELDS
+    )
     actions = [
         "deploy_sites",
         "suspend_sites",
@@ -646,12 +655,32 @@ class SiteAdmin(FleetModelAdmin):
                 del actions[name]
         return actions
 
+    def get_form(self, request: HttpRequest, obj: Site | None = None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        def clean_maintenance_window(self) -> str:
+            """Blank, or the canonical text of a valid window; else what is wrong with it."""
+            text = (self.cleaned_data.get("maintenance_window") or "").strip()
+            try:
+                return format_window(parse_window(text)) if text else ""
+            except WindowError as exc:
+                raise forms.ValidationError(str(exc)) from None
+
+        if "maintenance_window" in form.base_fields:
+            form.clean_maintenance_window = clean_maintenance_window
+        return form
+
     def save_model(self, request: HttpRequest, obj: Site, form, change: bool) -> None:
-        """Only ``canary`` is editable; write that one column so a concurrent job's status
-        change is never overwritten by a stale form."""
-        if not change or "canary" not in form.changed_data:
+        """Only ``canary`` and ``maintenance_window`` are editable; each is written as that
+        one column so a concurrent job's status change is never overwritten by a stale form."""
+        if not change:
             return
-        services.site_set_canary(site=obj, canary=obj.canary, actor=request.user)
+        if "canary" in form.changed_data:
+            services.site_set_canary(site=obj, canary=obj.canary, actor=request.user)
+        if "maintenance_window" in form.changed_data:
+            services.site_set_maintenance_window(
+                site=obj, window=obj.maintenance_window, actor=request.user
+            )
 
     # -- actions --
 

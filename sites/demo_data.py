@@ -34,6 +34,13 @@ BUSINESSES = [
     "Elm Music",
 ]
 
+# Every third valid signup asks for a maintenance window (in its own time zone).
+WINDOWS = [
+    "Sun 02:00-05:00 Europe/London",
+    "Sat,Sun 23:00-01:00 Australia/Sydney",
+    "Mon-Fri 01:00-03:00 America/New_York",
+]
+
 INVALID = [
     {"company": {"name": "www"}, "users": ["owner@example.com"]},  # reserved name
     {"company": {"name": "Evil\ntitle: {{ image }}"}, "users": ["x@example.com"]},
@@ -48,16 +55,17 @@ def demo_documents(count: int) -> list[dict[str, Any]]:
     valid = max(count - len(INVALID), 0)
     for i in range(valid):
         name = BUSINESSES[i % len(BUSINESSES)] + ("" if i < len(BUSINESSES) else f" {i}")
-        docs.append(
-            {
-                "_id": f"signup-{i:04d}",
-                "queue_state": "deploy",
-                "company": {"name": name},
-                "users": [f"owner{i}@example.com"],
-                "theme": {"name": "jesmond", "colour": "#aa3355"},
-                "plans": [{"title": "Monthly box", "price": 1500, "interval": "month"}],
-            }
-        )
+        doc: dict[str, Any] = {
+            "_id": f"signup-{i:04d}",
+            "queue_state": "deploy",
+            "company": {"name": name},
+            "users": [f"owner{i}@example.com"],
+            "theme": {"name": "jesmond", "colour": "#aa3355"},
+            "plans": [{"title": "Monthly box", "price": 1500, "interval": "month"}],
+        }
+        if i % 3 == 1:
+            doc["maintenance_window"] = WINDOWS[(i // 3) % len(WINDOWS)]
+        docs.append(doc)
     for j, doc in enumerate(INVALID[: count - valid]):
         docs.append({"_id": f"signup-invalid-{j}", "queue_state": "deploy", **doc})
     return docs

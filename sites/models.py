@@ -5,8 +5,20 @@ Models hold data and small derived properties only: no network calls in save() o
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from sites.windows import WindowError, parse_window
+
+
+def validate_maintenance_window(value: str) -> None:
+    """Model-field validator: blank, or a window :func:`sites.windows.parse_window` accepts."""
+    if value.strip():
+        try:
+            parse_window(value)
+        except WindowError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class Signup(models.Model):
@@ -41,6 +53,9 @@ class Signup(models.Model):
     custom_domain = models.CharField(max_length=253, blank=True)
     theme_name = models.CharField(max_length=40, blank=True)
     theme_colour = models.CharField(max_length=7, blank=True)
+    maintenance_window = models.CharField(
+        max_length=100, blank=True, help_text="canonical text, e.g. 'Sun 02:00-05:00 Europe/London'"
+    )
     # A newer revision of an already approved document, waiting for staff.
     pending_change = models.JSONField(null=True, blank=True)
     writeback = models.CharField(max_length=8, choices=WriteBack.choices, default="", blank=True)
@@ -89,6 +104,12 @@ class Site(models.Model):
     canary = models.BooleanField(default=False, help_text="upgraded in the first wave")
     hold_reason = models.CharField(max_length=200, blank=True)
     hold_until = models.DateTimeField(null=True, blank=True)
+    maintenance_window = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[validate_maintenance_window],
+        help_text="weekly, in the site's time zone, e.g. 'Sun 02:00-05:00 Europe/London'",
+    )
     # What the cluster last reported (status refresh).
     observed_image = models.CharField(max_length=255, blank=True)
     observed_revision = models.PositiveIntegerField(null=True, blank=True)

@@ -120,6 +120,7 @@ def signups_approve(*, signups: Iterable[Signup], actor: Actor) -> list[Site]:
                 custom_domain=signup.custom_domain,
                 theme_name=signup.theme_name,
                 theme_colour=signup.theme_colour,
+                maintenance_window=signup.maintenance_window,
                 image=image,
                 status=Site.Status.DEPLOYING,
                 signup=signup,
@@ -487,6 +488,38 @@ def site_set_canary(*, site: Site, canary: bool, actor: Actor) -> bool:
         changed = Site.objects.filter(pk=site.pk).exclude(canary=canary).update(canary=canary)
         if changed:
             audit.record(action="site.canary", actor=actor, site=site, data={"canary": canary})
+    return bool(changed)
+
+
+def site_set_maintenance_window(*, site: Site, window: str, actor: Actor) -> bool:
+    """Set (or with ``""`` clear) a site's weekly maintenance window, stored in canonical form.
+
+    Raises ``sites.windows.WindowError`` (a ValueError with a user-facing message) for text
+    that is not a window. Writes that one column only, like :func:`site_set_canary`; audited
+    with the old and new value. Returns whether it changed.
+    """
+    from sites.windows import format_window, parse_window
+
+    text = window.strip()
+    canonical = format_window(parse_window(text)) if text else ""
+    with transaction.atomic():
+        before = (
+            Site.objects.select_for_update()
+            .filter(pk=site.pk)
+            .values_list("maintenance_window", flat=True)
+            .first()
+        )
+        changed = (
+            Site.objects.filter(pk=site.pk)
+            .exclude(maintenance_window=canonical)
+            .update(maintenance_window=canonical)
+        )
+        if changed:
+            audit.record(
+                action="site.maintenance_window", actor=actor, site=site,
+                data={"before": before or "", "after": canonical},
+            )  # fmt: skip
+    site.maintenance_window = canonical
     return bool(changed)
 
 

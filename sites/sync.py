@@ -183,6 +183,7 @@ def apply_validation(signup: Signup, doc: dict[str, Any], *, claimed: ClaimedNam
         signup.custom_domain = valid.custom_domain or ""
         signup.theme_name = valid.theme_name
         signup.theme_colour = valid.theme_colour
+        signup.maintenance_window = valid.maintenance_window or ""
         claimed.names.add(valid.slug)
         if valid.custom_domain:
             claimed.domains.add(valid.custom_domain)
@@ -258,6 +259,7 @@ def _store_batch(changes: list[Change], summary: SyncSummary, claimed: ClaimedNa
                 "custom_domain",
                 "theme_name",
                 "theme_colour",
+                "maintenance_window",
                 "pending_change",
                 "writeback",
             ],

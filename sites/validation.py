@@ -15,7 +15,9 @@ Invariants
 * A ``ValidSignup`` only holds: a DNS-1035 slug of 3-40 characters that is neither reserved nor
   taken; a title of 1-100 characters with no control/format characters; an ASCII owner email of
   sane syntax; an optional ASCII (IDNA-encoded) custom domain that is a valid hostname outside
-  the base domain and not taken; an allow-listed theme name; a ``#rrggbb`` lowercase colour.
+  the base domain and not taken; an allow-listed theme name; a ``#rrggbb`` lowercase colour;
+  an optional maintenance window in canonical form (``sites.windows``: known day names, valid
+  times, a time zone ``zoneinfo`` knows).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import unicodedata
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from sites.windows import WindowError, format_window, parse_window
 
 __all__ = [
     "DEFAULT_THEME_COLOUR",
@@ -105,6 +109,7 @@ class ValidSignup:
     theme_name: str
     theme_colour: str
     plans: tuple[Any, ...] = ()
+    maintenance_window: str | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,7 @@ def validate_signup(
     )
     theme_name, theme_colour = _check_theme(doc, reasons)
     plans = _check_plans(doc, reasons)
+    maintenance_window = _check_maintenance_window(doc, reasons)
 
     if reasons:
         return ValidationResult(None, tuple(reasons))
@@ -229,6 +235,7 @@ def validate_signup(
             theme_name=theme_name,
             theme_colour=theme_colour,
             plans=plans,
+            maintenance_window=maintenance_window,
         ),
         (),
     )
@@ -448,6 +455,22 @@ def _check_plans(doc: dict[str, Any], reasons: list[str]) -> tuple[Any, ...]:
         return ()
     # Deep copy: the result must not alias the caller's (mutable) document.
     return tuple(copy.deepcopy(plans))
+
+
+def _check_maintenance_window(doc: dict[str, Any], reasons: list[str]) -> str | None:
+    """Optional ``maintenance_window`` text, e.g. ``"Sun 02:00-05:00 Europe/London"``."""
+    raw = doc.get("maintenance_window")
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        reasons.append(f"maintenance_window must be a string (got {_type_name(raw)})")
+        return None
+    try:
+        return format_window(parse_window(raw))
+    except WindowError as exc:
+        # WindowError messages show user values with repr(), truncated, like _show().
+        reasons.append(f"maintenance_window: {exc}")
+        return None
 
 
 # --- syntax helpers -------------------------------------------------------------------------

@@ -167,6 +167,9 @@ NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=6)
 NOTICE_RETRY_SECONDS = env.int("NOTICE_RETRY_SECONDS", default=60)
 # Where the admin is reached, for links in staff emails (e.g. https://fleet.example.com).
 ADMIN_BASE_URL = env.str("ADMIN_BASE_URL", default="")
+# While a rollout only waits on purpose (a wave's bake, sites waiting for their maintenance
+# window), its job ticks (and reads the baking wave) this often instead of every poll.
+ROLLOUT_WAITING_POLL_SECONDS = env.float("ROLLOUT_WAITING_POLL_SECONDS", default=5.0)
 
 # --- CouchDB --------------------------------------------------------------------------------
 COUCHDB_URL = env.str("COUCHDB_URL", default="http://127.0.0.1:5984")

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.sites",
     "tests.fixtures.any_cluster",
     "tests.fixtures.smtp",
+    "tests.fixtures.clock",
 ]
 
 

@@ -188,3 +188,24 @@ def test_names_freed_by_renames_and_withdrawals_can_be_claimed_in_the_same_run(f
     assert names["doc-001"] == "renamed-shop" and statuses["doc-002"] == "withdrawn"
     assert (names["doc-003"], statuses["doc-003"]) == ("shop-1", "pending")
     assert (names["doc-004"], statuses["doc-004"]) == ("shop-2", "pending")
+
+
+def test_maintenance_window_from_the_feed_reaches_the_site(feed):
+    feed.bulk_docs(
+        [
+            doc(1, maintenance_window="sun 2:00-5:00 Europe/London"),
+            doc(2, maintenance_window="Sun 02:00-05:00 Mars/Olympus"),
+        ]
+    )
+    signups_sync(client=feed)
+    ok, bad = Signup.objects.get(couch_id="doc-001"), Signup.objects.get(couch_id="doc-002")
+    assert ok.maintenance_window == "Sun 02:00-05:00 Europe/London"
+    assert bad.status == Signup.Status.REJECTED
+    assert any(r.startswith("maintenance_window: unknown time zone") for r in bad.reasons)
+    # A new revision of a pending signup changes its window.
+    feed.update("doc-001", lambda d: d.update(maintenance_window="Sat 01:00-02:00 UTC"))
+    signups_sync(client=feed)
+    ok.refresh_from_db()
+    assert ok.maintenance_window == "Sat 01:00-02:00 UTC"
+    [site] = signups_approve(signups=[ok], actor="tester")
+    assert Site.objects.get(pk=site.pk).maintenance_window == "Sat 01:00-02:00 UTC"

@@ -44,6 +44,9 @@ def describe(rollout: Rollout) -> str:
             )
     if rollout.start_at and rollout.status == Rollout.Status.DRAFT:
         lines.append(f"  scheduled to start at {rollout.start_at:%Y-%m-%d %H:%M:%S %Z}")
+    bake = selectors.wave_bake(rollout)
+    if bake is not None:
+        lines.append(f"  wave {bake.wave}: {bake.countdown}")
     if rollout.status_message:
         lines.append(f"  {rollout.status_message}")
     return "\n".join(lines)

@@ -220,3 +220,45 @@ def test_cli_serve_prints_one_line_and_exits_cleanly_on_sigterm(tmp_path: Path) 
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
+
+
+def test_readiness_flip_makes_a_deployment_unavailable_and_back(
+    kubesim: KubeSim, apps: client.AppsV1Api, kube_namespace: str
+) -> None:
+    core = client.CoreV1Api(apps.api_client)
+    apps.create_namespaced_deployment(kube_namespace, site_deployment("flip", replicas=2))
+    wait_rolled_out(apps, kube_namespace, "flip")
+
+    def available() -> int:
+        status = apps.read_namespaced_deployment("flip", kube_namespace).status
+        return status.available_replicas or 0
+
+    assert available() == 2
+    pods = sorted(p.metadata.name for p in core.list_namespaced_pod(kube_namespace).items)
+    assert kubesim.set_pod_ready(kube_namespace, pods[0], False)
+    wait_for(lambda: available() == 1, what="one replica unavailable")
+    pod = core.read_namespaced_pod(pods[0], kube_namespace)
+    ready = next(c for c in pod.status.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("False", "ContainersNotReady")
+    assert pod.status.container_statuses[0].ready is False
+    # The pod is left in place (no replacement), as a real controller does.
+    assert len(core.list_namespaced_pod(kube_namespace).items) == 2
+
+    assert kubesim.set_deployment_ready(kube_namespace, "flip", False) == pods
+    wait_for(lambda: available() == 0, what="deployment unavailable")
+    assert kubesim.availability(kube_namespace)[f"{kube_namespace}/flip"] == 0
+
+    with httpx.Client(base_url=kubesim.url) as http:
+        r = http.put(f"/kubesim/ready/{kube_namespace}/deployments/flip", json={"ready": True})
+        assert r.status_code == 200 and r.json()["pods"] == pods
+        assert (
+            http.put(f"/kubesim/ready/{kube_namespace}/pods/nope", json={"ready": True}).status_code
+            == 404
+        )
+        assert (
+            http.put(
+                f"/kubesim/ready/{kube_namespace}/pods/{pods[0]}", json={"ready": "no"}
+            ).status_code
+            == 400
+        )
+    wait_for(lambda: available() == 2, what="available again")

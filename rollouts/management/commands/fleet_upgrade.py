@@ -2,6 +2,7 @@
 
     manage.py fleet_upgrade --image subscribie/subscribie:v2 --all --wait
     manage.py fleet_upgrade --image subscribie/subscribie:v2 --all --start-at 2026-12-24T02:00Z
+    manage.py fleet_upgrade --image subscribie/subscribie:v2 --all --bake 600 --respect-windows
 
 Prints the rollout id. Exit status 0 only on success (with --wait/--sync: the rollout
 succeeded; otherwise: it was started, scheduled, or is awaiting approval, or --dry-run printed
@@ -19,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from rollouts import services
 from rollouts.management.follow import finish, follow, resolve_actor
 from rollouts.planner import PlanError
+from rollouts.window_gate import WaveWindows
 from sites.models import Site
 
 
@@ -48,6 +50,15 @@ def parse_start_at(value: str) -> datetime:
     return when
 
 
+def describe_windows(windows: WaveWindows) -> str:
+    """One line: sites patchable now (in their window, or without one) and when the rest open."""
+    parts = [f"{windows.open_now} in their window now", f"{windows.no_window} without a window"]
+    parts += [f"{n} open {opens:%a %Y-%m-%d %H:%M} UTC" for opens, n in windows.opening]
+    if windows.unreadable:
+        parts.append(f"{windows.unreadable} with an unreadable window (held)")
+    return "; ".join(parts)
+
+
 class Command(BaseCommand):
     help = "Upgrade sites to an image in health-gated waves (a Rollout)."
 
@@ -67,6 +78,17 @@ class Command(BaseCommand):
             type=int,
             default=services.DEFAULT_WAVE_TIMEOUT,
             help="seconds per wave",
+        )
+        parser.add_argument(
+            "--bake",
+            type=int,
+            default=services.DEFAULT_BAKE,
+            help="seconds each healthy wave must stay healthy before the next wave starts",
+        )
+        parser.add_argument(
+            "--respect-windows",
+            action="store_true",
+            help="patch each site only inside its maintenance window (others wait)",
         )
         parser.add_argument("--no-auto-revert", action="store_true")
         parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
@@ -89,6 +111,8 @@ class Command(BaseCommand):
                     image=options["image"],
                     waves=options["waves"],
                     max_failures=options["max_failures"],
+                    bake=options["bake"],
+                    respect_windows=options["respect_windows"],
                 )
                 self._print_plan(preview)
                 return
@@ -99,6 +123,8 @@ class Command(BaseCommand):
                 max_failures=options["max_failures"],
                 wave_timeout=options["wave_timeout"],
                 auto_revert=not options["no_auto_revert"],
+                bake=options["bake"],
+                respect_windows=options["respect_windows"],
                 actor=actor,
                 whole_fleet=options["all"],
                 start_at=options["start_at"],
@@ -134,9 +160,15 @@ class Command(BaseCommand):
     def _print_plan(self, preview: services.RolloutPreview) -> None:
         self.stdout.write(
             f"dry run: {preview.total} sites to {preview.image} in {len(preview.waves)} waves; "
-            f"failure budget {preview.budget} (allows {preview.allowed_failures})"
+            f"failure budget {preview.budget} (allows {preview.allowed_failures}); "
+            f"bake {preview.bake_seconds}s after each wave; maintenance windows "
+            f"{'respected' if preview.respect_windows else 'ignored'}"
         )
         for number, slugs in enumerate(preview.waves, start=1):
             self.stdout.write(f"  wave {number}: {len(slugs)} sites: {', '.join(slugs)}")
+            if preview.wave_windows:
+                self.stdout.write(
+                    f"    windows: {describe_windows(preview.wave_windows[number - 1])}"
+                )
         for item in preview.left_out:
             self.stdout.write(f"  left out {item.slug}: {item.reason}")
