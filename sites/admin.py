@@ -20,9 +20,9 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
 from django.db.models import Q
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -32,6 +32,8 @@ from rollouts.admin_actions import (
     upgrade_selected_sites,
 )
 from sites import selectors, services
+from sites.history import site_image_history
+from sites.live_status import parse_ids, site_statuses
 from sites.models import Signup, Site
 
 # Fleet upgrade / rollback flows, contributed by the rollouts app.
@@ -464,6 +466,29 @@ class SignupAdmin(FleetModelAdmin):
 # --- sites -------------------------------------------------------------------------------------
 
 
+def site_page_context(object_id: str) -> dict[str, Any]:
+    """History and cluster status for the site page (``{}`` for an unknown id: Django's 404)."""
+    from django.conf import settings
+
+    from rollouts.selectors import active_rollout_for_site
+
+    site = (
+        Site.objects.filter(pk=object_id).only("pk", "status").first()
+        if str(object_id).isdigit()
+        else None
+    )
+    if site is None:
+        return {}
+    return {
+        "site_history": site_image_history(site.pk),
+        "site_status_badge": badge(
+            site.status, site.get_status_display(), SITE_COLOURS[site.status]
+        ),
+        "site_namespace": settings.SITES_NAMESPACE,
+        "site_active_rollout": active_rollout_for_site(site.pk),
+    }
+
+
 class OnHoldFilter(admin.SimpleListFilter):
     title = "on hold"
     parameter_name = "on_hold"
@@ -612,8 +637,31 @@ class SiteAdmin(FleetModelAdmin):
         return {"statuses": statuses, "images": images, "total": overview.total}
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        extra_context = {**(extra_context or {}), "fleet_overview": self.fleet_overview()}
+        extra_context = {
+            **(extra_context or {}),
+            "fleet_overview": self.fleet_overview(),
+            "status_colours_json": json.dumps(SITE_COLOURS),
+        }
         return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        status = path(
+            "statuses.json",
+            self.admin_site.admin_view(self.statuses_view),
+            name="sites_site_statuses",
+        )
+        return [status, *super().get_urls()]
+
+    def statuses_view(self, request: HttpRequest) -> JsonResponse:
+        """Status of the listed sites, polled by the list while deploys settle."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return JsonResponse(site_statuses(parse_ids(request.GET.get("ids", ""))))
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        """The site's page, with what Kubernetes last reported and its image history."""
+        extra_context = {**(extra_context or {}), **site_page_context(object_id)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     # -- permissions and form --
 
