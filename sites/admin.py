@@ -25,6 +25,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from rollouts.admin_actions import (
     rollback_selected_sites,
@@ -116,6 +117,18 @@ def require_perm(request: HttpRequest, perm: str) -> None:
 
 
 class FleetModelAdmin(admin.ModelAdmin):
+    @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
+    def action_checkbox(self, obj) -> str:
+        """Django's row checkbox without a form widget per row: the same markup, but rendering
+        a widget template per row was a third of a 100-row changelist's time (bench pages)."""
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" '
+            'aria-label="Select this object for an action - {}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            obj,
+        )
+
     def render_confirmation(self, request: HttpRequest, page: Confirmation) -> TemplateResponse:
         opts = self.model._meta
         media = self.media + (page.form.media if page.form is not None else forms.Media())
@@ -505,6 +518,21 @@ class OnHoldFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ImageFilter(admin.SimpleListFilter):
+    """Filter by image, with the choices the fleet overview already counted (one scan of the
+    sites table per page instead of two; ``?image=`` as before)."""
+
+    title = "image"
+    parameter_name = "image"
+
+    def lookups(self, request, model_admin):
+        images = sorted(row["image"] for row in model_admin.fleet_overview(request)["images"])
+        return [(image, image) for image in images]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(image=self.value()) if self.value() else queryset
+
+
 SITE_FIELDSETS = (
     (
         None,
@@ -561,7 +589,7 @@ class SiteAdmin(FleetModelAdmin):
         "last_deployed_at",
         "hold",
     )
-    list_filter = ("status", "canary", OnHoldFilter, "image")
+    list_filter = ("status", "canary", OnHoldFilter, ImageFilter)
     search_fields = ("slug", "title", "owner_email", "custom_domain", "image")
     # No column follows a relation, so the page is one query whatever its length; keep it so
     # (tests/test_sites_admin.py compares 5 against 50 sites).
@@ -625,8 +653,12 @@ class SiteAdmin(FleetModelAdmin):
 
     # -- overview --
 
-    def fleet_overview(self) -> dict[str, Any]:
-        """The selector's counts, with the status badges the list uses."""
+    def fleet_overview(self, request: HttpRequest | None = None) -> dict[str, Any]:
+        """The selector's counts, with the status badges the list uses (once per request: the
+        overview and the image filter both read it)."""
+        cached = getattr(request, "_fleet_overview", None)
+        if cached is not None:
+            return cached
         overview = selectors.fleet_overview()
         statuses = [
             {"value": value, "label": label, "count": count,
@@ -634,12 +666,15 @@ class SiteAdmin(FleetModelAdmin):
             for value, label, count in overview.statuses
         ]  # fmt: skip
         images = [{"image": image, "count": count} for image, count in overview.images]
-        return {"statuses": statuses, "images": images, "total": overview.total}
+        result = {"statuses": statuses, "images": images, "total": overview.total}
+        if request is not None:
+            request._fleet_overview = result
+        return result
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         extra_context = {
             **(extra_context or {}),
-            "fleet_overview": self.fleet_overview(),
+            "fleet_overview": self.fleet_overview(request),
             "status_colours_json": json.dumps(SITE_COLOURS),
         }
         return super().changelist_view(request, extra_context)
