@@ -57,3 +57,12 @@ def test_status_endpoint_reports_listed_sites_and_whether_they_settled(admin_cli
     Site.objects.filter(pk=deploying.pk).update(status=Site.Status.LIVE)
     assert admin_client.get(f"{url}?ids={deploying.pk}").json()["settled"] is True
     assert client.get(f"{url}?ids={live.pk}").status_code == 302  # not logged in: to login
+
+
+def test_empty_lists_say_what_to_do(admin_client):
+    rollouts = admin_client.get("/admin/rollouts/rollout/").content.decode()
+    assert "No rollouts yet." in rollouts and "Upgrade the whole fleet…" in rollouts
+    signups = admin_client.get("/admin/sites/signup/").content.decode()
+    assert "No signups yet." in signups and "manage.py sync_signups" in signups
+    sites = admin_client.get("/admin/sites/site/").content.decode()
+    assert "No sites yet. A site is created when a signup is approved" in sites
