@@ -57,7 +57,14 @@ class WaveSection:
     @property
     def succeeded_percent(self) -> int:
         total = self.progress.total
-        return round(100 * (self.progress.settled - self.failed) / total) if total else 0
+        return round(100 * self.progress.count("succeeded") / total) if total else 0
+
+    @property
+    def other_settled_percent(self) -> int:
+        """Skipped or reverted: settled, but neither on the new image nor failed (grey)."""
+        total = self.progress.total
+        other = self.progress.settled - self.failed - self.progress.count("succeeded")
+        return round(100 * other / total) if total else 0
 
     @property
     def failed_percent(self) -> int:

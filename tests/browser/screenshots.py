@@ -32,6 +32,8 @@ def screen(browser, live_server):
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": 1280, "height": 860}, device_scale_factor=1
     )
+    # The admin's nav sidebar collapsed, so the pages show their content at full width.
+    context.add_init_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
     page = context.new_page()
     yield page
     context.close()
