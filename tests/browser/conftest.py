@@ -24,9 +24,10 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("BROWSER_TESTS_REQUIRED", "") not in ("", "0")
 PASSWORD = "browser-test-pw-1"  # a throwaway test user's
 
-# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are plain
-# synchronous code all the same (the pytest-playwright documentation's advice).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# Playwright's sync API runs an event loop in this thread while it is started; the tests' own
+# ORM calls are plain synchronous code all the same (the pytest-playwright documentation's
+# advice). Set only while Playwright runs (never for the rest of the suite or child processes).
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 
 def _unavailable(reason: str) -> None:
@@ -35,7 +36,7 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright
@@ -47,6 +48,8 @@ def browser() -> Iterator[object]:
             f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium` "
             "(`make test` does so when run as root)"
         )
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv(ASYNC_UNSAFE, "true")
     playwright = sync_playwright().start()
     try:
         try:
@@ -60,6 +63,7 @@ def browser() -> Iterator[object]:
         chromium.close()
     finally:
         playwright.stop()
+        monkeypatch.undo()
 
 
 @pytest.fixture(scope="session")

@@ -98,7 +98,7 @@ def test_whole_fleet_upgrade_paused_resumed_and_watched_to_the_end(
     page, staff, live_sites, kubesim
 ):
     live_sites(6, image=V1, canary=1)
-    kubesim.set_ready_after(0.8)  # slow enough to see the waves move, and to pause in one
+    kubesim.set_ready_after(1.5)  # slow enough to see the waves move, and to pause in one
     log_in(page, staff)
     start_fleet_upgrade(page, V2, waves="1,50%,100%")
     expect(page.locator("#rollout-waves, .rollout-wave")).to_have_count(3)
