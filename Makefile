@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 DEMO_PORT ?= 8000
 
-.PHONY: demo test install lint format bench clean services
+.PHONY: demo test install lint format bench clean services chromium screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,21 @@ install: $(VENV)/.installed couchserver/node_modules/.installed $(KUBESIM_OPENAP
 demo: install
 	DEBUG=1 $(PY) manage.py demo --port $(DEMO_PORT)
 
-## make test: lint, Django checks, migrations check, then the whole suite
-test: install lint
+## make chromium: Debian's Chromium for the browser tests (tests/browser/), installed only when
+## it is missing and we are root; otherwise say so (the browser tests then skip, saying why,
+## except where BROWSER_TESTS_REQUIRED=1, as in CI, where they fail).
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make: installing chromium (apt-get) for the browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	    >/dev/null || echo "make: could not install chromium; the browser tests will say so"; \
+	else echo "make: $(CHROMIUM) is missing and we are not root: install chromium to run the browser tests"; fi
+
+## make test: lint, Django checks, migrations check, then the whole suite (browser tests included)
+test: install lint chromium
 	DEBUG=1 $(PY) manage.py check --fail-level WARNING
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -52,6 +65,10 @@ services:
 ## make bench: every benchmark, each printing ratios against a baseline from the same run
 bench: install
 	DEBUG=1 $(PY) -m bench all
+
+## make screenshots: PNGs of the main pages from a seeded demo state, into docs/screenshots/
+screenshots: install chromium
+	$(VENV)/bin/pytest tests/browser/screenshots.py -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) couchserver/node_modules var db.sqlite3

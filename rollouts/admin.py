@@ -26,8 +26,9 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -35,7 +36,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from audit.admin import ViewOnlyAdmin
-from rollouts import approvals, selectors, services
+from rollouts import approvals, progress, selectors, services
 from rollouts.admin_actions import ROLLBACK, SESSION_KEY, UPGRADE
 from rollouts.models import Rollout, RolloutTarget
 from rollouts.planner import PlanError, parse_failure_budget, parse_waves
@@ -61,6 +62,7 @@ STATUS_COLOURS = {
     "declined": "#6c757d",
     "expired": "#6c757d",
 }
+LIVE_TEMPLATE = "admin/rollouts/rollout/_live.html"  # what the page re-renders as it runs
 DRY_RUN_LIMIT = 50  # sites of the first wave dry-run on the preview page
 # Control buttons: pause and resume act on their POST; the others show a confirmation first.
 ONE_CLICK_CONTROLS = ("pause", "resume")
@@ -314,37 +316,47 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
                 name="rollouts_rollout_skip",
             ),
             path("upgrade-all/", view(self.upgrade_all_view), name="rollouts_rollout_upgrade_all"),
+            path(
+                "<int:rollout_id>/progress.json",
+                view(self.progress_view),
+                name="rollouts_rollout_progress",
+            ),
             *super().get_urls(),
         ]
 
     # -- progress page ---------------------------------------------------------------------
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        rollout = get_object_or_404(Rollout.objects.select_related("parent"), pk=object_id)
+        context = self._page_context(request, object_id)
+        return TemplateResponse(request, "admin/rollouts/rollout/detail.html", context)
+
+    def progress_view(self, request: HttpRequest, rollout_id: int) -> JsonResponse:
+        """The page's live part as JSON: the numbers and the re-rendered HTML (polled)."""
+        context = self._page_context(request, rollout_id)
+        html = render_to_string(LIVE_TEMPLATE, context, request=request)
+        return JsonResponse({**progress.progress_payload(context["page"]), "html": html})
+
+    def _page_context(self, request: HttpRequest, object_id) -> dict[str, Any]:
+        rollout = get_object_or_404(
+            Rollout.objects.select_related("parent", "approved_by"), pk=object_id
+        )
         if not self.has_view_permission(request, rollout):
             raise PermissionDenied
-        progress = selectors.rollout_progress(rollout)
-        targets = list(selectors.rollout_targets(rollout))
-        self._set_shown_from_images(rollout, targets)
-        by_wave: dict[int, list[RolloutTarget]] = {}
-        for target in targets:
-            by_wave.setdefault(target.wave, []).append(target)
+        page = progress.rollout_page(rollout, request.GET)
         user = request.user
-        context = {
+        return {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": str(rollout),
             "rollout": rollout,
             "bake": selectors.wave_bake(rollout),
-            "progress": progress,
-            "waves": [(wave, by_wave.get(wave.number - 1, [])) for wave in progress.waves],
+            "page": page,
+            "progress": page.progress,
+            "waves": page.waves,
             "badge": status_badge(rollout.status, rollout.phase),
-            "bar": progress_bar(
-                progress.settled,
-                progress.count("failed") + progress.count("revert_failed"),
-                progress.total,
-            ),
-            "refresh": rollout.status in Rollout.ACTIVE_STATUSES,
+            "bar": progress_bar(page.progress.settled, page.failed, page.progress.total),
+            "refresh": page.active,
+            "progress_url": reverse("admin:rollouts_rollout_progress", args=[rollout.pk]),
             "can_control": user.has_perm("rollouts.control_rollout"),
             "can_rollback": user.has_perm(ROLLBACK.perm)
             and rollout.status in (*Rollout.FINISHED_STATUSES,)
@@ -353,20 +365,6 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
             "can_review": rollout.awaiting_approval and user.has_perm(approvals.APPROVE_PERM),
             "is_creator": rollout.created_by_id is not None and rollout.created_by_id == user.pk,
         }
-        return TemplateResponse(request, "admin/rollouts/rollout/detail.html", context)
-
-    @staticmethod
-    def _set_shown_from_images(rollout: Rollout, targets: list[RolloutTarget]) -> None:
-        """``shown_from_image`` on each target: the image it ran before it was patched (read
-        from the cluster at patch time), or for one never patched (pending, skipped) the
-        image its site runs. One query, whatever the number of targets."""
-        images = dict(
-            Site.objects.filter(
-                rollout_targets__rollout=rollout, rollout_targets__from_image=""
-            ).values_list("pk", "image")
-        )
-        for target in targets:
-            target.shown_from_image = target.from_image or images.get(target.site_id, "")
 
     # -- buttons -----------------------------------------------------------------------------
 

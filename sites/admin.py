@@ -20,11 +20,12 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
 from django.db.models import Q
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from rollouts.admin_actions import (
     rollback_selected_sites,
@@ -32,6 +33,8 @@ from rollouts.admin_actions import (
     upgrade_selected_sites,
 )
 from sites import selectors, services
+from sites.history import site_image_history
+from sites.live_status import parse_ids, site_statuses
 from sites.models import Signup, Site
 from sites.windows import WindowError, format_window, parse_window
 
@@ -115,6 +118,18 @@ def require_perm(request: HttpRequest, perm: str) -> None:
 
 
 class FleetModelAdmin(admin.ModelAdmin):
+    @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
+    def action_checkbox(self, obj) -> str:
+        """Django's row checkbox without a form widget per row: the same markup, but rendering
+        a widget template per row was a third of a 100-row changelist's time (bench pages)."""
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" '
+            'aria-label="Select this object for an action - {}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            obj,
+        )
+
     def render_confirmation(self, request: HttpRequest, page: Confirmation) -> TemplateResponse:
         opts = self.model._meta
         media = self.media + (page.form.media if page.form is not None else forms.Media())
@@ -467,6 +482,29 @@ class SignupAdmin(FleetModelAdmin):
 # --- sites -------------------------------------------------------------------------------------
 
 
+def site_page_context(object_id: str) -> dict[str, Any]:
+    """History and cluster status for the site page (``{}`` for an unknown id: Django's 404)."""
+    from django.conf import settings
+
+    from rollouts.selectors import active_rollout_for_site
+
+    site = (
+        Site.objects.filter(pk=object_id).only("pk", "status").first()
+        if str(object_id).isdigit()
+        else None
+    )
+    if site is None:
+        return {}
+    return {
+        "site_history": site_image_history(site.pk),
+        "site_status_badge": badge(
+            site.status, site.get_status_display(), SITE_COLOURS[site.status]
+        ),
+        "site_namespace": settings.SITES_NAMESPACE,
+        "site_active_rollout": active_rollout_for_site(site.pk),
+    }
+
+
 class OnHoldFilter(admin.SimpleListFilter):
     title = "on hold"
     parameter_name = "on_hold"
@@ -481,6 +519,21 @@ class OnHoldFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.exclude(held)
         return queryset
+
+
+class ImageFilter(admin.SimpleListFilter):
+    """Filter by image, with the choices the fleet overview already counted (one scan of the
+    sites table per page instead of two; ``?image=`` as before)."""
+
+    title = "image"
+    parameter_name = "image"
+
+    def lookups(self, request, model_admin):
+        images = sorted(row["image"] for row in model_admin.fleet_overview(request)["images"])
+        return [(image, image) for image in images]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(image=self.value()) if self.value() else queryset
 
 
 SITE_FIELDSETS = (
@@ -543,7 +596,7 @@ class SiteAdmin(FleetModelAdmin):
         "last_deployed_at",
         "hold",
     )
-    list_filter = ("status", "canary", OnHoldFilter, "image")
+    list_filter = ("status", "canary", OnHoldFilter, ImageFilter)
     search_fields = ("slug", "title", "owner_email", "custom_domain", "image")
     # No column follows a relation, so the page is one query whatever its length; keep it so
     # (tests/test_sites_admin.py compares 5 against 50 sites).
@@ -609,8 +662,12 @@ class SiteAdmin(FleetModelAdmin):
 
     # -- overview --
 
-    def fleet_overview(self) -> dict[str, Any]:
-        """The selector's counts, with the status badges the list uses."""
+    def fleet_overview(self, request: HttpRequest | None = None) -> dict[str, Any]:
+        """The selector's counts, with the status badges the list uses (once per request: the
+        overview and the image filter both read it)."""
+        cached = getattr(request, "_fleet_overview", None)
+        if cached is not None:
+            return cached
         overview = selectors.fleet_overview()
         statuses = [
             {"value": value, "label": label, "count": count,
@@ -618,11 +675,37 @@ class SiteAdmin(FleetModelAdmin):
             for value, label, count in overview.statuses
         ]  # fmt: skip
         images = [{"image": image, "count": count} for image, count in overview.images]
-        return {"statuses": statuses, "images": images, "total": overview.total}
+        result = {"statuses": statuses, "images": images, "total": overview.total}
+        if request is not None:
+            request._fleet_overview = result
+        return result
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        extra_context = {**(extra_context or {}), "fleet_overview": self.fleet_overview()}
+        extra_context = {
+            **(extra_context or {}),
+            "fleet_overview": self.fleet_overview(request),
+            "status_colours_json": json.dumps(SITE_COLOURS),
+        }
         return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        status = path(
+            "statuses.json",
+            self.admin_site.admin_view(self.statuses_view),
+            name="sites_site_statuses",
+        )
+        return [status, *super().get_urls()]
+
+    def statuses_view(self, request: HttpRequest) -> JsonResponse:
+        """Status of the listed sites, polled by the list while deploys settle."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return JsonResponse(site_statuses(parse_ids(request.GET.get("ids", ""))))
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        """The site's page, with what Kubernetes last reported and its image history."""
+        extra_context = {**(extra_context or {}), **site_page_context(object_id)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     # -- permissions and form --
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from subscribie_admin.dashboard_charts import fleet_charts
+
 
 class FleetAdminSite(admin.AdminSite):
     site_header = "Subscribie fleet admin"
@@ -32,6 +34,9 @@ def dashboard(request: HttpRequest) -> dict:
     context: dict = {}
     if user.has_perm("sites.view_site"):
         context["fleet"] = site_selectors.fleet_overview()
+        context["fleet_charts"] = fleet_charts(
+            context["fleet"], with_history=user.has_perm("rollouts.view_rollout")
+        )
     if user.has_perm("rollouts.view_rollout"):
         active = rollout_selectors.with_target_counts(
             Rollout.objects.filter(status__in=Rollout.ACTIVE_STATUSES).order_by("-created_at")

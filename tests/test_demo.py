@@ -88,3 +88,11 @@ def test_demo_serves_the_admin_and_the_printed_login_works(demo):
         assert signups.status_code == 200
         # Seeded and synced: valid signups pending review, invalid ones kept as rejected.
         assert "pending" in signups.text and "rejected" in signups.text
+
+
+def test_demo_prints_the_login_last_after_the_servers_banner(demo):
+    _port, _username, _password, output = demo
+    text = "".join(output)
+    assert "Starting development server at" in text and "Quit the server with" in text
+    assert text.index("Quit the server with") < text.index("login:")
+    assert text.index("development server. Do not use it in a production") < text.index("login:")

@@ -1,17 +1,20 @@
 """`python manage.py demo`: run the whole product locally on embedded defaults.
 
 Starts kubesim (the cluster), the CouchDB-compatible server, a qcluster and the admin, seeds
-signup documents and imports them once, and prints the demo login. Stops everything on Ctrl-C.
+signup documents and imports them once, and prints the demo login last, after the server's
+banner. It opens nothing by itself (no browser). Stops everything on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import re
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -85,11 +88,9 @@ class Command(BaseCommand):
         seeded = seed_signups(couchdb_url=env["COUCHDB_URL"], count=signups)
         self._manage("sync_signups")
         self._start([sys.executable, "manage.py", "qcluster"], ready=None)
-        self._start(
-            [sys.executable, "manage.py", "runserver", "--noreload", f"{host}:{port}"],
-            ready=None,
-        )
+        server = self._start_server(host, port)
         self._wait_for_http(host, port)
+        self._show_server_banner(server)
         self.stdout.write(
             self.style.SUCCESS(
                 "\nSubscribie fleet admin demo is running\n"
@@ -136,6 +137,49 @@ class Command(BaseCommand):
             if match:
                 return match
         raise CommandError(f"{argv[0]} {argv[1]} exited before it was ready")
+
+    def _start_server(self, host: str, port: int) -> queue.Queue:
+        """Start runserver; its output is read into a queue (shown by ``_show_server_banner``)."""
+        child = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", "--noreload", f"{host}:{port}"],
+            cwd=settings.BASE_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.children.append(child)
+        lines: queue.Queue = queue.Queue()
+
+        def read() -> None:
+            for line in child.stdout:
+                lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
+        return lines
+
+    def _show_server_banner(self, lines: queue.Queue, quiet: float = 0.5) -> None:
+        """Print the server's start-up banner, then keep forwarding its log in the background,
+        so the demo's login is the last thing on the screen when it is ready."""
+        seen_quit = False
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=quiet if seen_quit else 1.0)
+            except queue.Empty:
+                if seen_quit:
+                    break  # the banner (and the development-server warning) is out
+                continue
+            self.stdout.write(line, ending="")
+            seen_quit = seen_quit or "Quit the server with" in line
+        self.stdout.flush()
+
+        def forward() -> None:
+            while True:
+                self.stdout.write(lines.get(), ending="")
+                self.stdout.flush()
+
+        threading.Thread(target=forward, daemon=True).start()
 
     def _wait_for_http(self, host: str, port: int, timeout: float = 30.0) -> None:
         import httpx
