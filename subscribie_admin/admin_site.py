@@ -28,9 +28,9 @@ class FleetAdminSite(admin.AdminSite):
     def login_form(self):
         if not otp_required():
             return None  # Django's AdminAuthenticationForm
-        from django_otp.admin import OTPAdminAuthenticationForm
+        from subscribie_admin.otp_login import OneDeviceOTPLoginForm
 
-        return OTPAdminAuthenticationForm
+        return OneDeviceOTPLoginForm
 
     @property
     def login_template(self):
