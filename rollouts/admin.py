@@ -66,6 +66,7 @@ LIVE_TEMPLATE = "admin/rollouts/rollout/_live.html"  # what the page re-renders 
 DRY_RUN_LIMIT = 50  # sites of the first wave dry-run on the preview page
 # Control buttons: pause and resume act on their POST; the others show a confirmation first.
 ONE_CLICK_CONTROLS = ("pause", "resume")
+APPROVAL_DECISIONS = ("approve", "decline")  # each shows a confirmation page first
 CONFIRMED_CONTROLS = ("cancel", "cancel-revert")
 
 
@@ -450,7 +451,7 @@ class RolloutAdmin(ViewOnlyAdmin, FleetModelAdmin):
         """Approve or decline a rollout awaiting approval: a GET (or an unconfirmed POST)
         shows the confirmation page; only its confirmed POST acts. The service enforces who
         may (permission, not the creator); the permission is checked here too."""
-        if decision not in ("approve", "decline"):
+        if decision not in APPROVAL_DECISIONS:
             raise Http404(f"no approval decision {decision!r}")
         if not request.user.has_perm(approvals.APPROVE_PERM):
             raise PermissionDenied

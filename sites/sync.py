@@ -26,6 +26,7 @@ from django.utils import timezone
 import audit
 from sites.couchdb import Change, CouchDB, CouchDBError
 from sites.models import Signup, Site, SyncCheckpoint
+from sites.storable import storable_json, storable_text
 from sites.validation import validate_signup
 from subscribie_admin.bulk_insert import insert_rows
 
@@ -172,7 +173,7 @@ def apply_validation(signup: Signup, doc: dict[str, Any], *, claimed: ClaimedNam
     )
     company = doc.get("company") if isinstance(doc.get("company"), dict) else {}
     name = company.get("name") if isinstance(company, dict) else None
-    signup.company_name = (name if isinstance(name, str) else "")[:200]
+    signup.company_name = storable_text(name if isinstance(name, str) else "")[:200]
     if result.ok:
         valid = result.signup
         signup.status = Signup.Status.PENDING
@@ -225,7 +226,7 @@ def _store_batch(changes: list[Change], summary: SyncSummary, claimed: ClaimedNa
             summary.unchanged += 1
             continue
         if signup is None:
-            signup = Signup(couch_id=doc_id, couch_rev=rev, raw=doc)
+            signup = Signup(couch_id=doc_id, couch_rev=rev, raw=storable_json(doc))
             apply_validation(signup, doc, claimed=claimed)
             to_create.append(signup)
             if signup.status == Signup.Status.REJECTED:
@@ -236,9 +237,9 @@ def _store_batch(changes: list[Change], summary: SyncSummary, claimed: ClaimedNa
         signup.couch_rev = rev
         if signup.status == Signup.Status.APPROVED:
             # The site exists: staff decide what to do with the new revision.
-            signup.pending_change = doc
+            signup.pending_change = storable_json(doc)
         else:
-            signup.raw = doc
+            signup.raw = storable_json(doc)
             signup.writeback = Signup.WriteBack.NONE
             claimed.release(signup)
             apply_validation(signup, doc, claimed=claimed)

@@ -1,17 +1,47 @@
-"""The admin site: Django's, with a fleet dashboard on its index page."""
+"""The admin site: Django's, with a fleet dashboard on its index page and, when
+``ADMIN_REQUIRE_OTP`` is on (the default outside DEBUG), a TOTP second factor for everyone.
+
+With the second factor required, a user counts as staff for the admin only once a confirmed
+django-otp device has verified a token in this session (as django-otp's ``OTPAdminSite``); the
+login page then asks for the token. The setting is read per request, so tests can flip it.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
 from subscribie_admin.dashboard_charts import fleet_charts
+
+OTP_LOGIN_TEMPLATE = "otp/admin111/login.html"  # django-otp's, with the token field
+
+
+def otp_required() -> bool:
+    return bool(getattr(settings, "ADMIN_REQUIRE_OTP", False))
 
 
 class FleetAdminSite(admin.AdminSite):
     site_header = "Subscribie fleet admin"
     site_title = "Subscribie fleet admin"
     index_title = "Fleet"
+
+    @property
+    def login_form(self):
+        if not otp_required():
+            return None  # Django's AdminAuthenticationForm
+        from subscribie_admin.otp_login import OneDeviceOTPLoginForm
+
+        return OneDeviceOTPLoginForm
+
+    @property
+    def login_template(self):
+        return OTP_LOGIN_TEMPLATE if otp_required() else None
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        if not super().has_permission(request):
+            return False
+        return not otp_required() or request.user.is_verified()
 
     def index(self, request: HttpRequest, extra_context: dict | None = None):
         return super().index(request, {**(extra_context or {}), **dashboard(request)})

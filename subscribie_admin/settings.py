@@ -6,6 +6,7 @@ beyond reading the environment (and creating a development SECRET_KEY file when 
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -36,6 +37,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "subscribie_admin.apps.SubscribieAdminConfig",
     "audit",
     "sites",
@@ -49,8 +53,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "subscribie_admin.frame_policy.FrameAncestorsMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during authentication into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "subscribie_admin.urls"
@@ -84,6 +92,29 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "NAME": str(Path(tempfile.gettempdir()) / f"subscribie-admin-test-{os.getpid()}.sqlite3")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Staff authentication ------------------------------------------------------------------
+# django-axes first: it refuses a locked-out username+IP before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=60))
+# Per username from one address: an attacker cannot lock a colleague out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Second factor (django-otp TOTP) for the admin: on unless DEBUG, so the demo needs none.
+# Enrol a device with `manage.py enrol_totp USERNAME`.
+ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=not DEBUG)
+OTP_TOTP_ISSUER = "Subscribie fleet admin"
+# Never show a device's secret in the admin (a view permission would reveal others' keys).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Sessions end after SESSION_COOKIE_AGE whatever the activity, and when the browser closes.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
+# Error pages (DEBUG) and error reports hide credentials carried in URLs as well as Django's list.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "subscribie_admin.error_reports.CredentialFilter"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -9,17 +9,22 @@ pytest_plugins = [
     "tests.fixtures.any_cluster",
     "tests.fixtures.smtp",
     "tests.fixtures.clock",
+    "tests.fixtures.admin_surface",
 ]
 
 
 @pytest.fixture(autouse=True)
 def _plain_http_test_client(request):
-    """The suite runs with DEBUG off (production defaults); the test client speaks plain HTTP.
+    """The suite runs with DEBUG off (production defaults); the test client speaks plain HTTP,
+    and logs staff in with ``force_login`` (no second factor): the admin's TOTP requirement is
+    off here and turned on by the tests of it (tests/test_admin_login.py).
 
     Pure-module tests also run without the django plugin (``-p no:django``).
     """
     if request.config.pluginmanager.hasplugin("django"):
-        request.getfixturevalue("settings").SECURE_SSL_REDIRECT = False
+        settings = request.getfixturevalue("settings")
+        settings.SECURE_SSL_REDIRECT = False
+        settings.ADMIN_REQUIRE_OTP = False
 
 
 # The parametrizations that run on a real control plane (``make test-real``), by fixture.
