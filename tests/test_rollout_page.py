@@ -62,8 +62,8 @@ def test_progress_endpoint_returns_counts_and_the_live_part(admin_client):
 
 def test_progress_endpoint_needs_view_permission(client, django_user_model):
     rollout = started(1)
-    django_user_model.objects.create_user("nobody", password="pw-nobody-1", is_staff=True)
-    client.login(username="nobody", password="pw-nobody-1")
+    nobody = django_user_model.objects.create_user("nobody", is_staff=True)
+    client.force_login(nobody)
     url = reverse("admin:rollouts_rollout_progress", args=[rollout.pk])
     assert client.get(url).status_code == 403
 
