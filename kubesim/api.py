@@ -213,10 +213,14 @@ class Api:
         elif rt.plural == "services":
             obj["status"] = {"loadBalancer": {}}
             spec = obj.setdefault("spec", {})
-            if spec.get("clusterIP") is None:
+            if spec.get("type") == "ExternalName":
+                pass  # a DNS alias: the allocator gives it no cluster IP
+            elif spec.get("clusterIP") is None:
                 n = random.randint(1, 65000)
                 spec["clusterIP"] = f"10.96.{n // 256}.{n % 256}"
                 spec["clusterIPs"] = [spec["clusterIP"]]
+            elif not spec.get("clusterIPs"):
+                spec["clusterIPs"] = [spec["clusterIP"]]  # "None" for a headless one too
         elif rt.has_status:
             obj["status"] = {}
 
