@@ -221,6 +221,18 @@ class Api:
                 spec["clusterIPs"] = [spec["clusterIP"]]
             elif not spec.get("clusterIPs"):
                 spec["clusterIPs"] = [spec["clusterIP"]]  # "None" for a headless one too
+            if spec.get("type") != "ExternalName":
+                # What the IP allocator settles on a single-stack IPv4 cluster.
+                spec.setdefault("ipFamilies", ["IPv4"])
+                spec.setdefault("ipFamilyPolicy", "SingleStack")
+                spec.setdefault("internalTrafficPolicy", "Cluster")
+            if spec.get("type") in ("NodePort", "LoadBalancer"):
+                spec.setdefault("externalTrafficPolicy", "Cluster")
+                for port in spec.get("ports") or []:
+                    if isinstance(port, dict) and not port.get("nodePort"):
+                        port["nodePort"] = random.randint(30000, 32767)
+            if spec.get("type") == "LoadBalancer":
+                spec.setdefault("allocateLoadBalancerNodePorts", True)
         elif rt.has_status:
             obj["status"] = {}
 

@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import authorization, discovery, kubelet, openapi, protobuf, tables
+from . import authentication, authorization, discovery, kubelet, openapi, protobuf, tables
 from .api import PATCH_TYPES, now_iso
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media_type
-from .resources import BY_GV, NODES, PODS, ResourceType
+from .resources import BY_GV, NODES, PODS, SERVICEACCOUNTS, ResourceType
 from .selectors import label_matcher, parse_field_selector, parse_label_selector
 from .store import Event, dumps
 
@@ -279,12 +279,16 @@ class Handler(BaseHTTPRequestHandler):
             # A PATCH has no protobuf form; its media-type check below answers 415.
             body = dumps(protobuf.decode(body))
         connect = rt is PODS and sub in kubelet.SUBRESOURCES
+        token = rt is SERVICEACCOUNTS and sub == "token"
         if connect:
             # GET pods/x/log; GET or POST (the SPDY and WebSocket upgrades) for the others.
             allowed = ("GET",) if sub == "log" else ("GET", "POST")
             if method not in allowed or not name:
                 raise method_not_allowed()
             verb = "get" if method == "GET" else "create"
+        elif token:
+            if method != "POST" or not name:
+                raise method_not_allowed()
         elif (
             (verb == "create" and name)
             or (verb in ("update", "patch") and not name)
@@ -302,8 +306,15 @@ class Handler(BaseHTTPRequestHandler):
         if connect:
             self._pod_connect(route, query)
             return
+        if token:
+            account = sim.api.get(rt, ns or "", name or "")
+            self._send(201, dumps(authentication.token_request(account, self._json(body))))
+            return
         if rt.virtual:
-            review = authorization.review(rt, self._json(body))
+            if rt.group == "authentication.k8s.io":
+                review = authentication.self_subject_review(self._json(body))
+            else:
+                review = authorization.review(rt, self._json(body))
             self._send(201, dumps(review))
             return
         code, payload = self._perform(verb, route, query, body)

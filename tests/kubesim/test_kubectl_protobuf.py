@@ -170,9 +170,12 @@ def test_create_service_clusterip(target: Target, dry_run: str) -> None:
         ("443-8443", 443, 8443, "TCP"),
     ]
     assert svc["spec"]["clusterIP"] and svc["spec"]["clusterIPs"] == [svc["spec"]["clusterIP"]]
+    assert svc["spec"]["ipFamilies"] == ["IPv4"] and svc["spec"]["ipFamilyPolicy"] == "SingleStack"
+    assert svc["spec"]["internalTrafficPolicy"] == "Cluster"
+    assert svc["spec"]["sessionAffinity"] == "None"
 
 
-def test_create_service_headless_and_externalname(target: Target) -> None:
+def test_create_service_headless_externalname_nodeport_loadbalancer(target: Target) -> None:
     target.kubectl("create", "service", "clusterip", "headless", "--clusterip=None")
     headless = get_json(target, "service", "headless")
     assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["clusterIPs"] == ["None"]
@@ -180,7 +183,14 @@ def test_create_service_headless_and_externalname(target: Target) -> None:
     ext = get_json(target, "service", "ext")
     assert ext["spec"]["type"] == "ExternalName"
     assert ext["spec"]["externalName"] == "shop.example.com"
-    assert "clusterIP" not in ext["spec"]
+    assert "clusterIP" not in ext["spec"] and "ipFamilies" not in ext["spec"]
+    target.kubectl("create", "service", "nodeport", "np", "--tcp=80:8080")
+    target.kubectl("create", "service", "loadbalancer", "lb", "--tcp=443:8443")
+    for name in ("np", "lb"):
+        spec = get_json(target, "service", name)["spec"]
+        assert 30000 <= spec["ports"][0]["nodePort"] <= 32767
+        assert spec["externalTrafficPolicy"] == "Cluster"
+    assert get_json(target, "service", "lb")["spec"]["allocateLoadBalancerNodePorts"] is True
 
 
 @pytest.mark.parametrize("dry_run", DRY_RUN)
@@ -270,6 +280,22 @@ def test_run_pod(target: Target) -> None:
     assert container["env"] == [{"name": "MODE", "value": "prod"}]
     assert container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
     assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_create_token_and_auth_whoami(target: Target) -> None:
+    # TokenRequest (serviceaccounts/default/token) and SelfSubjectReview, posted as protobuf.
+    token = target.kubectl("create", "token", "default", "--duration=10m").stdout.strip()
+    _header, claims, _signature = token.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    assert payload["sub"] == f"system:serviceaccount:{target.namespace}:default"
+    assert payload["kubernetes.io"]["serviceaccount"]["name"] == "default"
+    assert payload["exp"] - payload["iat"] == 600
+    missing = target.kubectl("create", "token", "nobody", check=False)
+    assert missing.returncode != 0 and 'serviceaccounts "nobody" not found' in missing.stderr
+    who = target.kubectl("auth", "whoami", "-o", "json").stdout
+    review = json.loads(who)
+    assert review["kind"] == "SelfSubjectReview" and review["status"]["userInfo"]["username"]
+    assert "system:authenticated" in review["status"]["userInfo"]["groups"]
 
 
 def test_auth_can_i(target: Target) -> None:
