@@ -836,14 +836,11 @@ class Controllers:
                     }
                 ],
             },
-            "spec": {
-                "replicas": replicas,
-                "minReadySeconds": d["spec"].get("minReadySeconds", 0),
-                "selector": selector,
-                "template": template,
-            },
+            "spec": {"replicas": replicas, "selector": selector, "template": template},
             "status": {"replicas": 0},
         }
+        if d["spec"].get("minReadySeconds"):  # omitempty: a zero is not in the JSON
+            rs["spec"]["minReadySeconds"] = d["spec"]["minReadySeconds"]
         try:
             created = self.api.create(REPLICASETS, meta["namespace"], rs, internal=True)
         except ApiError as e:

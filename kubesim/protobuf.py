@@ -347,8 +347,11 @@ def _fill(schema: Schema, m: Any, data: Any) -> None:
                     nested.setdefault(fd.name, {})[key] = value
                     break
             continue  # no such field (apiVersion/kind of a list item): not on the wire
+        fd, info = hit
         if value is not None:
-            _set(schema, m, hit[0], value)
+            _set(schema, m, fd, value)
+        elif fd.message_type is not None and not info.pointer and not fd.is_repeated:
+            getattr(m, fd.name).SetInParent()  # a zero struct (null Time): Go writes it empty
     for field_name, part in nested.items():
         _fill(schema, getattr(m, field_name), part)
 
