@@ -326,9 +326,7 @@ PROBES: dict[str, Probe] = {
     ),
     "replace": probe("replace -f -", expect=r"configmap/settings replaced", stdin=CM),
     "delete-pod": probe("delete pod {pod}", expect=r'pod "{pod}" deleted'),
-    "delete-deployment": probe(
-        "delete deployment web", "get pods -l app=web -o name", expect=r"\A\Z|No resources"
-    ),
+    "delete-deployment": probe("delete deployment web", expect=r'\Adeployment\.apps "web" deleted'),
     "delete-missing": probe(
         "delete configmap missing", ok=False, expect=r'configmaps "missing" not found'
     ),
