@@ -101,6 +101,10 @@ PROBES: dict[str, Probe] = {
     "get-events": probe("get events", expect=("ScalingReplicaSet", "Scaled up replica set web-")),
     "get-nodes": probe("get nodes", expect=r"NAME\s+STATUS\s+ROLES\s+AGE\s+VERSION"),
     "get-namespace": probe("get ns {ns}", expect=r"{ns}\s+Active"),
+    "status-terminating-replicas": probe(
+        "get deploy,rs -l app=web -o jsonpath={.items[*].status.terminatingReplicas}",
+        expect=r"\A0 0\Z",
+    ),
     "get-yaml": probe(
         "get deployment web -o yaml",
         expect=("apiVersion: apps/v1", "kind: Deployment", "replicas: 2"),
