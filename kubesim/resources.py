@@ -254,6 +254,33 @@ TYPES: list[ResourceType] = [
         ("status",),
         ("all",),
     ),
+    # Stored only: kubesim authorizes every request whatever RBAC objects say (authorization.py),
+    # and no disruption controller fills a PodDisruptionBudget's status.
+    ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", True
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", False
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        False,
+    ),
+    ResourceType(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        True,
+        ("pdb",),
+        ("status",),
+    ),
     ResourceType(
         "networking.k8s.io",
         "v1",

@@ -198,6 +198,17 @@ PROBES: dict[str, Probe] = {
         "create serviceaccount robot", expect=r"serviceaccount/robot created"
     ),
     "create-token": probe("create token default", expect=r"\AeyJ[\w-]+\.[\w-]+\.[\w-]*\n?\Z"),
+    "create-role-and-rolebinding": probe(
+        "create role reader --verb=get,list --resource=pods,deployments.apps",
+        "create rolebinding reader --role=reader --user=jane --serviceaccount={ns}:default",
+        "get role reader -o jsonpath={.rules[*].resources}",
+        expect=r'\A\["pods"\] \["deployments"\]\Z',
+    ),
+    "create-pdb": probe(
+        "create pdb web --selector=app=web --min-available=1",
+        "get pdb web -o jsonpath={.spec.minAvailable}",
+        expect=r"\A1\Z",
+    ),
     "run-pod": probe("run tmp --image=busybox --restart=Never", expect=r"pod/tmp created"),
     "expose": probe(
         "expose deployment web --port=8080 --name=web2",
