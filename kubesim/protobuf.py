@@ -230,8 +230,10 @@ def _special_json(name: str, m: Any) -> Any:
     return json.loads(raw) if raw else None
 
 
-_SPECIAL = frozenset({_TIME, _MICRO_TIME, _QUANTITY, _INT_OR_STRING, _DURATION, _FIELDS_V1})
-_SPECIAL_ALL = _SPECIAL | {_RAW_EXTENSION}
+# Types whose JSON form is their own (a custom MarshalJSON in Go), not a JSON object.
+_SPECIAL_ALL = frozenset(
+    {_TIME, _MICRO_TIME, _QUANTITY, _INT_OR_STRING, _DURATION, _FIELDS_V1, _RAW_EXTENSION}
+)
 _ZERO = ("", 0, False, b"")
 
 
