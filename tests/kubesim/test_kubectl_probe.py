@@ -1,4 +1,4 @@
-"""The probe: about 80 everyday kubectl commands, with the same outcome on kubesim and a real one.
+"""The probe: 97 everyday kubectl commands, with the same outcome on kubesim and a real one.
 
 Each case runs in a fresh namespace holding what a user's namespace usually holds (a rolled
 out two-replica Deployment ``web`` made by ``kubectl create deployment``, its Service, a
