@@ -25,7 +25,14 @@ $(KUBESIM_OPENAPI): kubesim/openapi_spec.py $(VENV)/.installed
 	$(PY) -m kubesim fetch-openapi
 	touch $@
 
-install: $(VENV)/.installed couchserver/node_modules/.installed $(KUBESIM_OPENAPI)
+# The upstream protobuf schema (k8s.io/api, k8s.io/apimachinery generated.proto), fetched the
+# same way and compiled with the pinned grpcio-tools; git-ignored (kubesim/protobuf_schema.py).
+KUBESIM_PROTOBUF := var/cache/kubesim-protobuf/.fetched
+$(KUBESIM_PROTOBUF): kubesim/protobuf_schema.py kubesim/resources.py $(VENV)/.installed
+	$(PY) -m kubesim fetch-protobuf
+	touch $@
+
+install: $(VENV)/.installed couchserver/node_modules/.installed $(KUBESIM_OPENAPI) $(KUBESIM_PROTOBUF)
 
 ## make demo: kubesim + CouchDB-compatible server + qcluster + seeded signups + admin on :8000
 demo: install

@@ -1,9 +1,12 @@
 """Command line: ``python -m kubesim serve [--host H] [--port P] [--kubeconfig PATH]
-[--ready-after SECONDS] [--fail-images REGEX]`` and ``python -m kubesim fetch-openapi``.
+[--ready-after SECONDS] [--fail-images REGEX]``, ``python -m kubesim fetch-openapi`` and
+``python -m kubesim fetch-protobuf``.
 
 ``serve`` prints exactly one line, ``kubesim: serving http://HOST:PORT kubeconfig=PATH``, then
 serves until SIGTERM or SIGINT and exits 0. ``fetch-openapi`` downloads the upstream OpenAPI
-documents into var/cache/ (see kubesim/openapi_spec.py), which ``serve`` then publishes.
+documents into var/cache/ (see kubesim/openapi_spec.py), which ``serve`` then publishes;
+``fetch-protobuf`` compiles the upstream protobuf schema there (kubesim/protobuf_schema.py), with
+which ``serve`` accepts protobuf request bodies.
 """
 
 from __future__ import annotations
@@ -38,7 +41,22 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument(
         "--dest", default=None, help="directory to extract api/openapi-spec into (default: var/)"
     )
+    fetch_pb = sub.add_parser(
+        "fetch-protobuf",
+        help="download k8s.io/api and k8s.io/apimachinery, compile their protobuf schema",
+    )
+    fetch_pb.add_argument(
+        "--dest", default=None, help="directory for the compiled schema (default: var/)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "fetch-protobuf":
+        from pathlib import Path
+
+        from . import protobuf_schema
+
+        dest = protobuf_schema.fetch(Path(args.dest) if args.dest else None)
+        print(f"kubesim: protobuf schema of k8s.io/api@{protobuf_schema.VERSION} in {dest}")
+        return 0
     if args.command == "fetch-openapi":
         from pathlib import Path
 

@@ -213,10 +213,26 @@ class Api:
         elif rt.plural == "services":
             obj["status"] = {"loadBalancer": {}}
             spec = obj.setdefault("spec", {})
-            if spec.get("clusterIP") is None:
+            if spec.get("type") == "ExternalName":
+                pass  # a DNS alias: the allocator gives it no cluster IP
+            elif spec.get("clusterIP") is None:
                 n = random.randint(1, 65000)
                 spec["clusterIP"] = f"10.96.{n // 256}.{n % 256}"
                 spec["clusterIPs"] = [spec["clusterIP"]]
+            elif not spec.get("clusterIPs"):
+                spec["clusterIPs"] = [spec["clusterIP"]]  # "None" for a headless one too
+            if spec.get("type") != "ExternalName":
+                # What the IP allocator settles on a single-stack IPv4 cluster.
+                spec.setdefault("ipFamilies", ["IPv4"])
+                spec.setdefault("ipFamilyPolicy", "SingleStack")
+                spec.setdefault("internalTrafficPolicy", "Cluster")
+            if spec.get("type") in ("NodePort", "LoadBalancer"):
+                spec.setdefault("externalTrafficPolicy", "Cluster")
+                for port in spec.get("ports") or []:
+                    if isinstance(port, dict) and not port.get("nodePort"):
+                        port["nodePort"] = random.randint(30000, 32767)
+            if spec.get("type") == "LoadBalancer":
+                spec.setdefault("allocateLoadBalancerNodePorts", True)
         elif rt.has_status:
             obj["status"] = {}
 

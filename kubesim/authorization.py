@@ -11,12 +11,13 @@ whichever identity asks: a SelfSubjectAccessReview gets ``{"allowed": true}`` (n
 masters group is allowed before RBAC is consulted), a SelfSubjectRulesReview the cluster-admin
 rules ``*`` on ``*.*`` and on every non-resource URL, with ``spec`` left empty and 400 ``no
 namespace on request`` without ``spec.namespace``, as a real v1.37.2 server answers. Roles and
-RoleBindings are not served (deploy/kubernetes/rbac.yaml is checked against kubesim's request
-log instead, in tests/test_deploy_rbac.py).
+RoleBindings are stored (``kubectl create role`` works) but not enforced
+(deploy/kubernetes/rbac.yaml is checked against kubesim's request log instead, in
+tests/test_deploy_rbac.py).
 
-``kubectl auth can-i`` itself does not work yet: client-go sends built-in kinds it creates in
-protobuf (``Request.UseProtobufAsDefault``), and kubesim reads JSON bodies only. ``kubectl
-create -f`` of a review (JSON) and the official Python client do work.
+client-go sends the reviews ``kubectl auth can-i`` creates in protobuf
+(``Request.UseProtobufAsDefault``); kubesim/protobuf.py decodes them into the same dict as the
+JSON of ``kubectl create -f`` or the official Python client.
 """
 
 from __future__ import annotations

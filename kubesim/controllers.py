@@ -576,9 +576,9 @@ class Controllers:
         rs = self.store.get(REPLICASETS.key, ns, name)
         if rs is None:
             return
-        pods = [
-            p for p in self.api.owned_by(rs, PODS.key) if not p["metadata"].get("deletionTimestamp")
-        ]
+        owned = self.api.owned_by(rs, PODS.key)
+        pods = [p for p in owned if not p["metadata"].get("deletionTimestamp")]
+        terminating = len(owned) - len(pods)
         want = rs["spec"].get("replicas", 1)
         if len(pods) < want:
             for _ in range(want - len(pods)):
@@ -635,6 +635,9 @@ class Controllers:
             status["readyReplicas"] = ready
         if available:
             status["availableReplicas"] = available
+        # v1.37 (DeploymentReplicaSetTerminatingReplicas, on by default): a pointer, so a zero
+        # is reported too. kubesim deletes pods at once, so it is 0 but for a stuck deletion.
+        status["terminatingReplicas"] = terminating
         if status != rs.get("status"):
             self._put_status(
                 REPLICASETS, rs, _as_controller(REPLICASETS, rs, _with_status(rs, status))
@@ -875,14 +878,11 @@ class Controllers:
                     }
                 ],
             },
-            "spec": {
-                "replicas": replicas,
-                "minReadySeconds": d["spec"].get("minReadySeconds", 0),
-                "selector": selector,
-                "template": template,
-            },
+            "spec": {"replicas": replicas, "selector": selector, "template": template},
             "status": {"replicas": 0},
         }
+        if d["spec"].get("minReadySeconds"):  # omitempty: a zero is not in the JSON
+            rs["spec"]["minReadySeconds"] = d["spec"]["minReadySeconds"]
         try:
             created = self.api.create(REPLICASETS, meta["namespace"], rs, internal=True)
         except ApiError as e:
@@ -1082,6 +1082,10 @@ class Controllers:
         new_status: dict[str, Any] = {
             k: v for k, v in fields.items() if v or k == "observedGeneration"
         }
+        # The sum over the ReplicaSets, as long as each reports it (a pointer: zeros shown).
+        counts = [(r.get("status") or {}).get("terminatingReplicas") for r in all_rs]
+        if all(c is not None for c in counts):
+            new_status["terminatingReplicas"] = sum(counts)
         if status.get("collisionCount"):
             new_status["collisionCount"] = status["collisionCount"]
         # A new list (sorted in place below); the condition dicts themselves are never edited.

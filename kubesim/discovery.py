@@ -38,20 +38,22 @@ def api_versions(server_address: str) -> dict[str, Any]:
     }
 
 
-def _group(name: str, version: str) -> dict[str, Any]:
-    gv = {"groupVersion": f"{name}/{version}", "version": version}
-    return {"name": name, "versions": [gv], "preferredVersion": gv}
+def _group(name: str) -> dict[str, Any]:
+    """A group's served versions, newest first (``autoscaling``: v2), the first preferred."""
+    versions = sorted({t.version for t in TYPES if t.group == name}, reverse=True)
+    gvs = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {"name": name, "versions": gvs, "preferredVersion": gvs[0]}
 
 
 def api_group_list() -> dict[str, Any]:
     groups = sorted({t.group for t in TYPES if t.group})
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g, "v1") for g in groups]}
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g) for g in groups]}
 
 
 def api_group(name: str) -> dict[str, Any] | None:
-    if (name, "v1") not in BY_GV:
+    if not name or not any(t.group == name for t in TYPES):
         return None
-    return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, "v1")}
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(name)}
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:

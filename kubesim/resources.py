@@ -21,6 +21,7 @@ SUBRESOURCE_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "exec": ("PodExecOptions", ("create", "get")),
     "attach": ("PodAttachOptions", ("create", "get")),
     "portforward": ("PodPortForwardOptions", ("create", "get")),
+    "token": ("TokenRequest", ("create",)),  # kubesim/authentication.py
 }
 
 
@@ -109,7 +110,9 @@ TYPES: list[ResourceType] = [
         ("ep",),
         deprecation="v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
     ),
-    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
+    ResourceType(
+        "", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",), ("token",)
+    ),
     ResourceType(
         "",
         "v1",
@@ -228,6 +231,55 @@ TYPES: list[ResourceType] = [
         False,
         verbs=CREATE_ONLY,
         virtual=True,
+    ),
+    ResourceType(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        False,
+        verbs=CREATE_ONLY,
+        virtual=True,
+    ),
+    # Stored only: no controller scales on it (kubesim has no metrics).
+    ResourceType(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        True,
+        ("hpa",),
+        ("status",),
+        ("all",),
+    ),
+    # Stored only: kubesim authorizes every request whatever RBAC objects say (authorization.py),
+    # and no disruption controller fills a PodDisruptionBudget's status.
+    ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", True
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", False
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        False,
+    ),
+    ResourceType(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        True,
+        ("pdb",),
+        ("status",),
     ),
     ResourceType(
         "networking.k8s.io",
