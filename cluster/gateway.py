@@ -24,8 +24,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import urllib3
-from kubernetes import client as k8s
+
+# Only the client's transport, configuration and kubeconfig loader: not the generated
+# ``AppsV1Api``/``CoreV1Api``/``NetworkingV1Api``, whose first use imports the whole model
+# package (~1.3 s of a command's start-up) for requests we send as plain JSON anyway.
 from kubernetes import config as k8s_config
+from kubernetes.client.api_client import ApiClient
+from kubernetes.client.configuration import Configuration
 from kubernetes.client.exceptions import ApiException
 
 from cluster.manifests import CONTAINER_NAME, FIELD_MANAGER, SITE_LABEL, SITE_NAME_LABEL
@@ -43,6 +48,16 @@ SELECTOR_CHUNK = 200
 LIST_PAGE_SIZE = 500
 DEPLOYMENTS_PATH = "/apis/apps/v1/namespaces/{namespace}/deployments"
 DEPLOYMENT_PATH = DEPLOYMENTS_PATH + "/{name}"
+NAMESPACES_PATH = "/api/v1/namespaces"
+NAMESPACE_PATH = NAMESPACES_PATH + "/{name}"
+SECRETS_PATH = "/api/v1/namespaces/{namespace}/secrets"
+# The object path of each kind a site is made of (what the generated *_namespaced_* calls use).
+OBJECT_PATHS = {
+    "Deployment": DEPLOYMENT_PATH,
+    "Service": "/api/v1/namespaces/{namespace}/services/{name}",
+    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}",
+    "Secret": SECRETS_PATH + "/{name}",
+}
 
 
 class ClusterError(Exception):
@@ -99,7 +114,7 @@ class Cluster:
 
     def __init__(
         self,
-        api_client: k8s.ApiClient,
+        api_client: ApiClient,
         *,
         namespace: str,
         qps: float = 50.0,
@@ -109,9 +124,6 @@ class Cluster:
     ):
         self.api_client = api_client
         self.namespace = namespace
-        self.apps = k8s.AppsV1Api(api_client)
-        self.core = k8s.CoreV1Api(api_client)
-        self.networking = k8s.NetworkingV1Api(api_client)
         self.limiter = TokenBucket(qps, burst)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -130,7 +142,7 @@ class Cluster:
         retry: RetryPolicy | None = None,
     ) -> Cluster:
         """Build a Cluster from a kubeconfig path, or the Pod's ServiceAccount in-cluster."""
-        configuration = k8s.Configuration()
+        configuration = Configuration()
         if in_cluster:
             k8s_config.load_incluster_config(client_configuration=configuration)
         else:
@@ -147,9 +159,7 @@ class Cluster:
         # of ``host`` on every request re-reads the whole environment (``getproxies``): the
         # largest CPU cost of a PATCH, for a value the pool never looks at again.
         configuration.proxy = configuration.proxy
-        return cls(
-            k8s.ApiClient(configuration), namespace=namespace, qps=qps, burst=burst, retry=retry
-        )
+        return cls(ApiClient(configuration), namespace=namespace, qps=qps, burst=burst, retry=retry)
 
     @classmethod
     def from_settings(cls) -> Cluster:
@@ -221,7 +231,7 @@ class Cluster:
         body: Any = None,
         content_type: str | None = None,
     ) -> Any:
-        """One raw API request through the official client's own request path (hot paths).
+        """One raw API request through the official client's own request path (every call).
 
         What the generated ``*_with_http_info`` methods do with ``_preload_content=False``,
         minus their per-call argument validation and header negotiation: the same
@@ -254,7 +264,7 @@ class Cluster:
         try:
             self._call(
                 f"read namespace {self.namespace}",
-                lambda: self.core.read_namespace(self.namespace, _preload_content=False),
+                lambda: self._request("GET", NAMESPACE_PATH, {"name": self.namespace}),
             )
         except ClusterError as exc:
             if not exc.not_found:
@@ -262,7 +272,7 @@ class Cluster:
             body = {"metadata": {"name": self.namespace}}
             self._call(
                 f"create namespace {self.namespace}",
-                lambda: self.core.create_namespace(body, _preload_content=False),
+                lambda: self._request("POST", NAMESPACES_PATH, {}, body=body),
             )
 
     def ensure_secret(self, manifest: dict[str, Any]) -> bool:
@@ -274,8 +284,12 @@ class Cluster:
         try:
             self._call(
                 f"create secret {name}",
-                lambda: self.core.create_namespaced_secret(
-                    self.namespace, manifest, field_manager=FIELD_MANAGER, _preload_content=False
+                lambda: self._request(
+                    "POST",
+                    SECRETS_PATH,
+                    {"namespace": self.namespace},
+                    query=[("fieldManager", FIELD_MANAGER)],
+                    body=manifest,
                 ),
             )
         except ClusterError as exc:
@@ -287,24 +301,17 @@ class Cluster:
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply one object (field manager ``subscribie-admin``); returns it."""
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        patchers = {
-            "Deployment": self.apps.patch_namespaced_deployment,
-            "Service": self.core.patch_namespaced_service,
-            "Ingress": self.networking.patch_namespaced_ingress,
-            "Secret": self.core.patch_namespaced_secret,
-        }
-        patch = patchers[kind]
+        path = OBJECT_PATHS[kind]
         return self._json(
             self._call(
                 f"apply {kind.lower()} {name}",
-                lambda: patch(
-                    name,
-                    self.namespace,
-                    manifest,
-                    field_manager=FIELD_MANAGER,
-                    force=True,
-                    _content_type="application/apply-patch+yaml",
-                    _preload_content=False,
+                lambda: self._request(
+                    "PATCH",
+                    path,
+                    {"namespace": self.namespace, "name": name},
+                    query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+                    body=manifest,
+                    content_type="application/apply-patch+yaml",
                 ),
             )
         )
@@ -327,8 +334,8 @@ class Cluster:
             return self._json(
                 self._call(
                     f"read deployment {name}",
-                    lambda: self.apps.read_namespaced_deployment(
-                        name, self.namespace, _preload_content=False
+                    lambda: self._request(
+                        "GET", DEPLOYMENT_PATH, {"namespace": self.namespace, "name": name}
                     ),
                 )
             )
@@ -384,34 +391,34 @@ class Cluster:
         body = {"spec": {"replicas": replicas}}
         response = self._call(
             f"scale {slug} to {replicas}",
-            lambda: self.apps.patch_namespaced_deployment(
-                slug,
-                self.namespace,
-                body,
-                field_manager=FIELD_MANAGER,
-                _content_type="application/merge-patch+json",
-                _preload_content=False,
+            lambda: self._request(
+                "PATCH",
+                DEPLOYMENT_PATH,
+                {"namespace": self.namespace, "name": slug},
+                query=[("fieldManager", FIELD_MANAGER)],
+                body=body,
+                content_type="application/merge-patch+json",
             ),
         )
         return int(self._json(response)["metadata"].get("generation", 0))
 
     def delete_site(self, slug: str) -> None:
         """Delete every object of the site (missing ones are fine: deleting is idempotent)."""
-        deleters = (
-            (self.networking.delete_namespaced_ingress, slug),
-            (self.core.delete_namespaced_service, slug),
-            (self.apps.delete_namespaced_deployment, slug),
-            (self.core.delete_namespaced_secret, f"{slug}-secrets"),
+        objects = (
+            ("Ingress", slug),
+            ("Service", slug),
+            ("Deployment", slug),
+            ("Secret", f"{slug}-secrets"),
         )
-        for delete, name in deleters:
+        for kind, name in objects:
             try:
                 self._call(
                     f"delete {name}",
-                    lambda delete=delete, name=name: delete(
-                        name,
-                        self.namespace,
-                        propagation_policy="Background",
-                        _preload_content=False,
+                    lambda kind=kind, name=name: self._request(
+                        "DELETE",
+                        OBJECT_PATHS[kind],
+                        {"namespace": self.namespace, "name": name},
+                        query=[("propagationPolicy", "Background")],
                     ),
                 )
             except ClusterError as exc:

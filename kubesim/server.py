@@ -634,7 +634,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"ok": True})
                 return
             snap = sim.requests()
-            self._send_json(200, {"total": snap.total, "requests": snap.to_list()})
+            self._send_json(
+                200, {"total": snap.total, "requests": snap.to_list(), "times": snap.times()}
+            )
         elif what == "faults":
             if method == "GET":
                 self._send_json(200, {"faults": [r.to_dict() for r in sim.faults.rules()]})
