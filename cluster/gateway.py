@@ -4,7 +4,9 @@ This is the only module that imports ``kubernetes``. It speaks the real API thro
 official client, so tests run it unchanged against kubesim over HTTP.
 
 Invariants:
-- Every call passes the client-side rate limit (``KUBE_QPS``/``KUBE_BURST``).
+- Every call passes the client-side rate limit (``KUBE_QPS``/``KUBE_BURST``, ``0`` = off); a
+  429 pauses every caller for its ``Retry-After`` and slows the limit down
+  (``cluster.rate_limit.AdaptiveRateLimiter``).
 - 429 (honouring ``Retry-After``), 5xx and connection errors are retried a bounded number of
   times; anything else surfaces at once as ``ClusterError``.
 - A write answered with an error may still have been applied (a 500 after the write), so a
@@ -16,8 +18,10 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,7 +38,7 @@ from kubernetes.client.configuration import Configuration
 from kubernetes.client.exceptions import ApiException
 
 from cluster.manifests import CONTAINER_NAME, FIELD_MANAGER, SITE_LABEL, SITE_NAME_LABEL
-from cluster.rate_limit import TokenBucket
+from cluster.rate_limit import AdaptiveRateLimiter
 from cluster.status import DeploymentSnapshot, snapshot
 
 logger = logging.getLogger(__name__)
@@ -42,6 +46,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Sent by an API server with Priority and Fairness on every answer, including its 429s.
+PF_PRIORITY_LEVEL_HEADER = "X-Kubernetes-PF-PriorityLevel-UID"
 SITE_SELECTOR = f"{SITE_LABEL}=site"
 # Label selectors are sent in the URL; keep each `in (...)` list well under URL limits.
 SELECTOR_CHUNK = 200
@@ -98,12 +104,29 @@ def _error_message(exc: ApiException) -> tuple[str, str]:
 
 
 def _retry_after(exc: ApiException) -> float | None:
+    """The wait a throttling answer asks for: ``Retry-After``, else the Status body's
+    ``details.retryAfterSeconds`` (what API Priority and Fairness and the max-in-flight filter
+    send with a 429)."""
     headers = exc.headers or {}
     value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if value is None:
+        try:
+            body = json.loads(exc.body or "{}")
+            value = ((body.get("details") or {}) if isinstance(body, dict) else {}).get(
+                "retryAfterSeconds"
+            )
+        except (TypeError, ValueError, AttributeError):
+            value = None
     try:
         return float(value) if value is not None else None
-    except ValueError:
+    except (TypeError, ValueError):
         return None
+
+
+def _priority_level(exc: ApiException) -> str:
+    """The APF priority level that rejected a request (its UID header), if APF answered."""
+    headers = exc.headers or {}
+    return (headers.get(PF_PRIORITY_LEVEL_HEADER) or "") if hasattr(headers, "get") else ""
 
 
 class Cluster:
@@ -124,9 +147,11 @@ class Cluster:
     ):
         self.api_client = api_client
         self.namespace = namespace
-        self.limiter = TokenBucket(qps, burst)
+        self.limiter = AdaptiveRateLimiter(qps, burst)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._streams: set[Any] = set()  # open watch responses (closed by close_watches)
+        self._streams_lock = threading.Lock()
 
     @classmethod
     def connect(
@@ -151,7 +176,8 @@ class Cluster:
                 context=context or None,
                 client_configuration=configuration,
             )
-        configuration.connection_pool_maxsize = max(pool_size, 4)
+        # One connection per concurrent caller, plus one for the site watch (cluster.watch).
+        configuration.connection_pool_maxsize = max(pool_size, 4) + 1
         # Retries are ours (bounded, Retry-After aware); urllib3's would double them.
         configuration.retries = False
         # Pin the proxy the client resolved from the environment for this host (its pool is
@@ -162,16 +188,19 @@ class Cluster:
         return cls(ApiClient(configuration), namespace=namespace, qps=qps, burst=burst, retry=retry)
 
     @classmethod
-    def from_settings(cls) -> Cluster:
+    def from_settings(cls, *, qps: float | None = None) -> Cluster:
+        """The Cluster the settings describe; ``qps`` overrides ``KUBE_QPS`` (0 = no limit),
+        with a burst of at least one second's worth of it."""
         from django.conf import settings
 
+        rate = settings.KUBE_QPS if qps is None else qps
         return cls.connect(
             namespace=settings.SITES_NAMESPACE,
             kubeconfig=settings.KUBECONFIG,
             context=settings.KUBE_CONTEXT,
             in_cluster=settings.KUBE_IN_CLUSTER,
-            qps=settings.KUBE_QPS,
-            burst=settings.KUBE_BURST,
+            qps=rate,
+            burst=max(settings.KUBE_BURST, int(rate)),
             pool_size=settings.KUBE_CONCURRENCY,
         )
 
@@ -203,13 +232,27 @@ class Cluster:
                     ) from None
                 wait = _retry_after(exc) if exc.status == 429 else None
                 wait = min(wait, policy.max_retry_after) if wait is not None else delay
-                logger.info("%s: HTTP %s, retrying in %.1fs", what, exc.status, wait)
+                if exc.status == 429:
+                    # Throttled: every caller pauses and the rate halves (the limiter).
+                    paused = self.limiter.throttled(wait)
+                    logger.info(
+                        "%s: throttled (HTTP 429%s), pausing %.1fs, rate now %.1f/s",
+                        what,
+                        f", priority level {level}" if (level := _priority_level(exc)) else "",
+                        wait,
+                        self.limiter.qps,
+                    )
+                    if paused:  # the next ``acquire`` waits the pause out
+                        wait = 0.0
+                else:
+                    logger.info("%s: HTTP %s, retrying in %.1fs", what, exc.status, wait)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 if attempt == policy.attempts:
                     raise ClusterError(f"{what}: no answer from the API server ({exc})") from None
                 wait = delay
                 logger.info("%s: %s, retrying in %.1fs", what, type(exc).__name__, wait)
-            self._sleep(wait)
+            if wait:
+                self._sleep(wait)
             delay = min(delay * 2, policy.max_delay)
             if before_retry is not None:
                 already = before_retry()
@@ -230,6 +273,7 @@ class Cluster:
         query: list[tuple[str, Any]] | None = None,
         body: Any = None,
         content_type: str | None = None,
+        timeout: float | tuple[float, float] | None = None,
     ) -> Any:
         """One raw API request through the official client's own request path (every call).
 
@@ -251,7 +295,7 @@ class Cluster:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self.api_client.call_api(*request)
+        response = self.api_client.call_api(*request, _request_timeout=timeout)
         if not 200 <= response.status <= 299:
             response.read()
             raise ApiException.from_response(http_resp=response, body=None, data=None)
@@ -475,3 +519,81 @@ class Cluster:
                 slug = (metadata.get("labels") or {}).get(SITE_NAME_LABEL) or metadata["name"]
                 result[slug] = snapshot(item, expected_generation=expected.get(slug))
         return result
+
+    # --- watch (cluster.watch.SiteWatch) ------------------------------------------------------
+
+    def list_deployments_raw(self) -> tuple[list[dict[str, Any]], str]:
+        """Every site Deployment (one paged LIST) and the LIST's ``resourceVersion``."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("continue", token)] if token else []
+            query += [("labelSelector", SITE_SELECTOR), ("limit", LIST_PAGE_SIZE)]
+            page = self._json(
+                self._call(
+                    "list deployments",
+                    lambda query=query: self._request(
+                        "GET", DEPLOYMENTS_PATH, {"namespace": self.namespace}, query=query
+                    ),
+                )
+            )
+            items += page.get("items") or []
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue")
+            if not token:
+                # A paged LIST is consistent at its first page's resourceVersion; the last
+                # page carries the same one.
+                return items, str(metadata.get("resourceVersion") or "")
+
+    def watch_deployments(
+        self, resource_version: str, *, timeout_seconds: int = 290
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events of the site Deployments after ``resource_version`` (decoded dicts).
+
+        Bookmarks are asked for, so a quiet watch still advances its resourceVersion. A 410
+        (resourceVersion too old) raises ``ClusterError(status=410)``; a stream cut mid-way
+        raises ``ClusterError`` with no status; the server ending the watch just ends it.
+        """
+        query: list[tuple[str, Any]] = [
+            ("labelSelector", SITE_SELECTOR),
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", timeout_seconds),
+        ]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        response = self._call(
+            "watch deployments",
+            lambda: self._request(
+                "GET",
+                DEPLOYMENTS_PATH,
+                {"namespace": self.namespace},
+                query=query,
+                timeout=(10.0, timeout_seconds + 30.0),
+            ),
+        )
+        with self._streams_lock:
+            self._streams.add(response)
+        try:
+            buffer = b""
+            for chunk in response.stream(amt=None, decode_content=False):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise ClusterError(f"watch deployments: stream cut ({exc})") from None
+        finally:
+            with self._streams_lock:
+                self._streams.discard(response)
+            response.release_conn()
+
+    def close_watches(self) -> None:
+        """End every open watch stream now (a blocked read returns)."""
+        with self._streams_lock:
+            streams = list(self._streams)
+        for response in streams:
+            shutdown = getattr(response, "shutdown", None)
+            with contextlib.suppress(OSError):
+                (shutdown or response.close)()

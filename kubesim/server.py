@@ -45,6 +45,13 @@ def query_hash(path: str) -> str:
     return values[-1] if values else ""
 
 
+# What a real API server with Priority and Fairness sends (the UIDs of the default
+# "global-default" flow schema and priority level are cluster-specific; these are fixed).
+PF_REJECTION_HEADERS = {
+    "X-Kubernetes-PF-FlowSchema-UID": "8e7f1b7e-0f0c-4d3e-9a51-5c6a1b2f0001",
+    "X-Kubernetes-PF-PriorityLevel-UID": "8e7f1b7e-0f0c-4d3e-9a51-5c6a1b2f0002",
+}
+
 class Route:
     """A parsed Kubernetes resource URL."""
 
@@ -328,6 +335,9 @@ class Handler(BaseHTTPRequestHandler):
     def _send_fault(self, status: int, message: str, retry_after: int) -> None:
         reason = _REASONS.get(status, "InternalError")
         headers = {"Retry-After": str(retry_after)} if status in (429, 503) else None
+        if status == 429:
+            # As API Priority and Fairness rejects: it names the flow schema and priority level.
+            headers = {**(headers or {}), **PF_REJECTION_HEADERS}
         details: dict[str, Any] = {"causes": [{"reason": "kubesim", "message": message}]}
         if status == 429:
             details["retryAfterSeconds"] = retry_after

@@ -35,7 +35,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -46,6 +46,7 @@ from django.utils import timezone
 import audit
 from cluster.gateway import Cluster, ClusterError
 from cluster.status import DeploymentSnapshot
+from cluster.watch import SiteWatch
 from rollouts.models import Rollout, RolloutTarget
 from rollouts.planner import parse_failure_budget
 from sites.models import Site
@@ -95,6 +96,10 @@ class TickResult:
     advanced: bool = False
     busy: bool = False
     finished: bool = False
+    # In-flight targets the tick's status read left unsettled: {slug: generation awaited},
+    # and when the wave's deadline passes (None while paused): what the driver waits on.
+    waiting_on: dict[str, int] = field(default_factory=dict)
+    wave_deadline: datetime | None = None
 
     @property
     def made_progress(self) -> bool:
@@ -124,12 +129,19 @@ def release_lease(rollout_id: int, owner: str) -> None:
 # --- the tick ----------------------------------------------------------------------------------
 
 
-def tick(rollout_id: int, *, cluster: Cluster | None = None, lease_owner: str = "") -> TickResult:
+def tick(
+    rollout_id: int,
+    *,
+    cluster: Cluster | None = None,
+    lease_owner: str = "",
+    watch: SiteWatch | None = None,
+) -> TickResult:
     """One bounded, idempotent step of rollout ``rollout_id`` (see module docstring).
 
     Pass ``lease_owner`` to tick under a lease held across ticks (a job); without it the tick
     takes and releases its own lease. Returns ``busy=True`` without doing anything if another
-    job holds the lease.
+    job holds the lease. With a live ``watch``, the status read of the wave comes from its
+    cache instead of a LIST (same snapshots, same generations awaited).
     """
     owner = lease_owner or uuid.uuid4().hex
     if not acquire_lease(rollout_id, owner):
@@ -138,9 +150,9 @@ def tick(rollout_id: int, *, cluster: Cluster | None = None, lease_owner: str = 
     try:
         rollout = Rollout.objects.get(pk=rollout_id)
         if rollout.status in (RStatus.RUNNING, RStatus.PAUSED):
-            return _Tick(rollout, cluster).forward()
+            return _Tick(rollout, cluster, watch).forward()
         if rollout.status == RStatus.REVERTING:
-            return _Tick(rollout, cluster).revert()
+            return _Tick(rollout, cluster, watch).revert()
         return TickResult(rollout_id, rollout.status, finished=True)
     finally:
         if not lease_owner:
@@ -234,9 +246,10 @@ REVERT = _Direction(
 class _Tick:
     """One tick's working state. Network calls happen only in ``_list``/``_patch_many``."""
 
-    def __init__(self, rollout: Rollout, cluster: Cluster | None):
+    def __init__(self, rollout: Rollout, cluster: Cluster | None, watch: SiteWatch | None = None):
         self.rollout = rollout
         self._cluster = cluster
+        self._watch = watch
         self.token = uuid.uuid4().hex
         self.result = TickResult(rollout.pk, rollout.status)
 
@@ -452,12 +465,18 @@ class _Tick:
         """Settle in-flight ``targets`` from one status read; the rest stay in flight."""
         rollout = self.rollout
         expected = {t.site.slug: gen for t in targets if (gen := d.generation(t)) is not None}
-        listing = self._list(targets, expected)  # the one status read of the wave
+        if self._watch is not None and self._watch.live:
+            # The watch's cache: what a LIST would return, kept current by events.
+            listing = self._watch.snapshots(
+                [t.site.slug for t in targets], expected_generations=expected
+            )
+        else:
+            listing = self._list(targets, expected)  # the one status read of the wave
         now = timezone.now()
         started = rollout.wave_started_at or now
-        deadline_passed = deadlines and now >= started + timedelta(
-            seconds=rollout.wave_timeout_seconds
-        )
+        deadline = started + timedelta(seconds=rollout.wave_timeout_seconds)
+        deadline_passed = deadlines and now >= deadline
+        self.result.wave_deadline = deadline if deadlines else None
         settling: list[tuple[RolloutTarget, str | None, dict]] = []
         seen: set[int] = set()  # targets whose Deployment was read
         for target in targets:
@@ -473,6 +492,8 @@ class _Tick:
                     timeout=rollout.wave_timeout_seconds, state=snap.state.message
                 )
             else:
+                if (generation := d.generation(target)) is not None:
+                    self.result.waiting_on[target.site.slug] = generation
                 continue
             if snap is not None:
                 seen.add(target.pk)
@@ -798,6 +819,7 @@ def run_until_settled(
     lease_owner: str = "",
     give_way: bool = False,
     keep_lease: bool = False,
+    watch: bool = True,
 ) -> RunResult:
     """Tick ``rollout_id`` until it is finished or paused (``--sync`` and the engine job).
 
@@ -805,15 +827,23 @@ def run_until_settled(
     the lease, instead of waiting for it. ``max_seconds`` bounds a job's run; ``keep_lease``
     leaves the lease in place for the job's successor (so the schedule does not start a
     second chain). ``progress`` is called with the rollout after every tick.
+
+    Between ticks it waits on events, not a period: with ``watch`` (one watch of the site
+    Deployments, ``cluster.watch``) the next tick runs as soon as every in-flight target of
+    the wave has rolled out, one has failed, or its deadline passes (and at least every
+    ``PROGRESS_SECONDS``, so progress shows and a pause or cancel is seen). Without a live
+    watch it polls, backing off from ``MIN_POLL`` to ``poll`` while nothing changes.
     """
     owner = lease_owner or uuid.uuid4().hex
     cluster = cluster or Cluster.from_settings()
+    site_watch = SiteWatch(cluster).start(sync_timeout=5.0) if watch else None
     started = time.monotonic()
     ticks = 0
     finished = False
+    backoff = min(MIN_POLL, poll)
     try:
         while True:
-            result = tick(rollout_id, cluster=cluster, lease_owner=owner)
+            result = tick(rollout_id, cluster=cluster, lease_owner=owner, watch=site_watch)
             ticks += 1
             if result.busy and give_way:
                 return RunResult(Rollout.objects.get(pk=rollout_id), busy=True, ticks=ticks)
@@ -822,11 +852,42 @@ def run_until_settled(
             if result.finished:
                 finished = True
                 break
-            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            left = None if max_seconds is None else max_seconds - (time.monotonic() - started)
+            if left is not None and left <= 0:
                 break
-            if not result.made_progress:
-                time.sleep(poll)
+            if result.waiting_on and result.patched < tick_batch() and not result.advanced:
+                # The wave is in flight: wait for the cluster, not for a period.
+                timeout = _wait_seconds(result, left)
+                if site_watch is not None and site_watch.live:
+                    site_watch.wait(result.waiting_on, timeout=timeout)
+                    backoff = min(MIN_POLL, poll)
+                    continue
+                time.sleep(min(backoff, timeout))
+                backoff = min(backoff * 2, poll)
+            elif not result.made_progress:
+                time.sleep(backoff)
+                backoff = min(backoff * 2, poll)
+            else:
+                backoff = min(MIN_POLL, poll)
     finally:
+        if site_watch is not None:
+            site_watch.stop()
         if finished or not keep_lease:
             release_lease(rollout_id, owner)
     return RunResult(Rollout.objects.get(pk=rollout_id), ticks=ticks)
+
+
+MIN_POLL = 0.02  # the first poll interval without a watch; doubles up to ``poll``
+PROGRESS_SECONDS = 1.0  # the longest wait between two ticks while a wave is in flight
+
+
+def _wait_seconds(result: TickResult, left: float | None) -> float:
+    """How long to wait for a wave in flight: until its deadline, a job's end, or a
+    progress tick, whichever comes first."""
+    timeout = PROGRESS_SECONDS
+    if result.wave_deadline is not None:
+        until_deadline = (result.wave_deadline - timezone.now()).total_seconds()
+        timeout = min(timeout, max(until_deadline, 0.0) + 0.01)
+    if left is not None:
+        timeout = min(timeout, left)
+    return timeout
