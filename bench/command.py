@@ -95,12 +95,14 @@ def run_command(
     wall = time.perf_counter() - started
     cpu = _children_cpu() - cpu_before
     if proc.returncode != 0:
-        raise RuntimeError(f"fleet_upgrade failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(
+            f"fleet_upgrade failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     log = hook(url, "GET", "requests")
-    first_patch = min(
-        (t["first"] for t in log["times"] if t["verb"] == "patch" and t["resource"] == "deployments"),
-        default=float("nan"),
-    )  # fmt: skip
+    patch_times = [
+        t["first"] for t in log["times"] if (t["verb"], t["resource"]) == ("patch", "deployments")
+    ]
+    first_patch = min(patch_times, default=float("nan"))
     deployments = [r for r in log["requests"] if r["resource"] == "deployments"]
     return CommandRun(
         wall=wall,
@@ -118,7 +120,7 @@ def kubectl_loop(kubeconfig: Path, image: str, total: int, sample: int) -> float
     """Seconds for the seed's bash loop over ``total`` sites, extrapolated from ``sample``."""
     base = f"{KUBECTL} --kubeconfig {kubeconfig} -n {NAMESPACE}"
     script = (
-        f'for d in $({base} get deployments -l subscribie=site -o name | head -n {sample}); do '
+        f"for d in $({base} get deployments -l subscribie=site -o name | head -n {sample}); do "
         f"{base} set image $d subscribie={image} >/dev/null; done"
     )
     listing = f"{base} get deployments -l subscribie=site -o name >/dev/null"
@@ -134,8 +136,8 @@ def kubectl_loop(kubeconfig: Path, image: str, total: int, sample: int) -> float
 def profile_command(url: str, image: str, env: dict[str, str], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stats = out / "fleet_upgrade.pstats"
-    run = run_command(url, image, env, python_flags=["-X", "importtime", "-m", "cProfile", "-o",
-                                                     str(stats)])  # fmt: skip
+    profiler = str(Path(__file__).with_name("_profile_threads.py"))
+    run = run_command(url, image, env, python_flags=["-X", "importtime", profiler, str(stats)])
     (out / "importtime.txt").write_text(run.errors)
     print(f"  profiled run: {run.wall:.2f}s (slower under cProfile); {stats}, importtime.txt")
 
@@ -161,19 +163,24 @@ def one_fleet(n: int, args: argparse.Namespace) -> list[tuple[str, float, float,
             wait_rolled_out(cluster, "subscribie/subscribie:v2", n)
             Site.objects.update(image="subscribie/subscribie:v2")
 
-            unlimited = run_command(url, "subscribie/subscribie:v3", command_env(base_env, limited=False))
+            no_limit, default_limit = (command_env(base_env, limited=x) for x in (False, True))
+            unlimited = run_command(url, "subscribie/subscribie:v3", no_limit)
             wait_rolled_out(cluster, "subscribie/subscribie:v3", n)
-            limited = run_command(url, "subscribie/subscribie:v4", command_env(base_env, limited=True))
+            limited = run_command(url, "subscribie/subscribie:v4", default_limit)
             wait_rolled_out(cluster, "subscribie/subscribie:v4", n)
             if args.profile:
-                profile_command(url, "subscribie/subscribie:v5", command_env(base_env, limited=False),
-                                Path(args.profile) / str(n))  # fmt: skip
+                out = Path(args.profile) / str(n)
+                profile_command(url, "subscribie/subscribie:v5", no_limit, out)
                 wait_rolled_out(cluster, "subscribie/subscribie:v5", n)
             sample = min(args.kubectl_sample, n)
             kubectl = kubectl_loop(kubeconfig, "subscribie/subscribie:v6", n, sample)
         finally:
             proc.terminate()
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     waves = len(WAVES.split(","))
     floor = limited.calls / DEFAULT_QPS

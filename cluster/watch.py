@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cluster.status import SITE_NAME_LABEL, DeploymentSnapshot, snapshot
+from cluster.status import SITE_NAME_LABEL, DeploymentSnapshot, rollout_state, snapshot
 
 if TYPE_CHECKING:
     from cluster.gateway import Cluster
@@ -169,7 +169,7 @@ class SiteWatch:
                         item = self._items.get(slug)
                         if item is None:
                             return True  # missing: the caller settles it now
-                        state = snapshot(item, expected_generation=pending[slug]).state
+                        state = rollout_state(item, expected_generation=pending[slug])
                         if state.failed:
                             return True
                         if state.done:

@@ -265,9 +265,17 @@ class _Tick:
     # -- cluster I/O (outside transactions) -------------------------------------------------
 
     def _list(
-        self, targets: Iterable[RolloutTarget], expected: dict[str, int] | None = None
+        self,
+        targets: Iterable[RolloutTarget],
+        expected: dict[str, int] | None = None,
+        *,
+        cached: bool = False,
     ) -> dict[str, DeploymentSnapshot]:
+        """Snapshots of the targets' Deployments: one LIST, or with ``cached`` and a live
+        watch, its cache (what a LIST would return, kept current by the watch's events)."""
         slugs = [t.site.slug for t in targets]
+        if cached and self._watch is not None and self._watch.live:
+            return self._watch.snapshots(slugs, expected_generations=expected)
         return self.cluster.list_sites(slugs, expected_generations=expected or {})
 
     def _patch_many(self, images: dict[str, str]) -> dict[str, DeploymentSnapshot | ClusterError]:
@@ -384,7 +392,10 @@ class _Tick:
         have patched it): its current generation is awaited instead. The in-flight CAS also
         requires no stored generation, so a job that runs twice cannot store two.
         """
-        listing = self._list(targets)  # the one read before the patch
+        # The one read before the patch. Forward, the watch's cache will do: these sites were
+        # not patched by this rollout yet. A revert reads a LIST, never a cache that might
+        # still lag behind the forward patch it undoes.
+        listing = self._list(targets, cached=d.forward)
         if d.forward:
             self._record_origin(targets, listing)
         results = self._patch_many(
@@ -465,13 +476,7 @@ class _Tick:
         """Settle in-flight ``targets`` from one status read; the rest stay in flight."""
         rollout = self.rollout
         expected = {t.site.slug: gen for t in targets if (gen := d.generation(t)) is not None}
-        if self._watch is not None and self._watch.live:
-            # The watch's cache: what a LIST would return, kept current by events.
-            listing = self._watch.snapshots(
-                [t.site.slug for t in targets], expected_generations=expected
-            )
-        else:
-            listing = self._list(targets, expected)  # the one status read of the wave
+        listing = self._list(targets, expected, cached=True)  # the one status read of the wave
         now = timezone.now()
         started = rollout.wave_started_at or now
         deadline = started + timedelta(seconds=rollout.wave_timeout_seconds)
@@ -836,7 +841,8 @@ def run_until_settled(
     """
     owner = lease_owner or uuid.uuid4().hex
     cluster = cluster or Cluster.from_settings()
-    site_watch = SiteWatch(cluster).start(sync_timeout=5.0) if watch else None
+    # Not waited for: the first tick (the canary) reads with a LIST while the watch syncs.
+    site_watch = SiteWatch(cluster).start() if watch else None
     started = time.monotonic()
     ticks = 0
     finished = False
