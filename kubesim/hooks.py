@@ -154,6 +154,10 @@ class Faults:
         """Close every open watch stream now; returns how many were cut."""
         return self._store.cut_watches()
 
+    def compact(self) -> int:
+        """Compact the watch history now (a later watch from an older RV gets 410 Gone)."""
+        return self._store.compact()
+
 
 def _same_resource(logged: str, resource: str) -> bool:
     """``deployments`` matches ``deployments`` and its subresources (``deployments/scale``)."""

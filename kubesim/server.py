@@ -52,6 +52,7 @@ PF_REJECTION_HEADERS = {
     "X-Kubernetes-PF-PriorityLevel-UID": "8e7f1b7e-0f0c-4d3e-9a51-5c6a1b2f0002",
 }
 
+
 class Route:
     """A parsed Kubernetes resource URL."""
 
@@ -652,6 +653,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"faults": [r.to_dict() for r in sim.faults.rules()]})
             elif method == "POST" and parts[1:] == ["cut-watches"]:
                 self._send_json(200, {"cut": sim.faults.cut_watches()})
+            elif method == "POST" and parts[1:] == ["compact"]:
+                self._send_json(200, {"compacted": sim.faults.compact()})
             elif method == "POST":
                 try:
                     rule = sim.faults.add(**data)

@@ -30,9 +30,7 @@ def patch_all(cluster: Cluster, slugs: list[str]) -> None:
         list(pool.map(lambda s: cluster.set_image(s, V2, change_cause="test"), slugs))
 
 
-def test_429s_pause_every_caller_and_slow_the_limit(
-    live_sites, cluster, kubesim, kube_namespace
-):
+def test_429s_pause_every_caller_and_slow_the_limit(live_sites, cluster, kubesim, kube_namespace):
     slugs = [s.slug for s in live_sites(20)]
     throttled = limited(cluster, kubesim, qps=40, burst=4)
     kubesim.faults.add("patch", "deployments", status=429, count=4, retry_after=1)
