@@ -546,9 +546,10 @@ class Cluster:
                 return items, str(metadata.get("resourceVersion") or "")
 
     def watch_deployments(
-        self, resource_version: str, *, timeout_seconds: int = 290
-    ) -> Iterator[dict[str, Any]]:
-        """Watch events of the site Deployments after ``resource_version`` (decoded dicts).
+        self, resource_version: str, *, timeout_seconds: int = 290, raw: bool = False
+    ) -> Iterator[Any]:
+        """Watch events of the site Deployments after ``resource_version``: decoded dicts, or
+        with ``raw`` each event's JSON line undecoded (the caller decodes what it reads).
 
         Bookmarks are asked for, so a quiet watch still advances its resourceVersion. A 410
         (resourceVersion too old) raises ``ClusterError(status=410)``; a stream cut mid-way
@@ -581,7 +582,7 @@ class Cluster:
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield json.loads(line)
+                        yield line if raw else json.loads(line)
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise ClusterError(f"watch deployments: stream cut ({exc})") from None
         finally:

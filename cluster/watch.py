@@ -16,17 +16,23 @@ Invariants:
   False, so callers fall back to their own LIST.
 - ``wait`` never sleeps a fixed period: it returns as soon as the watched Deployments reach
   the asked-for state, the timeout passes, or the watch stops being live.
+- Decode less: an event is kept as its raw JSON line and decoded only when read, so of the
+  several events a rollout writes per Deployment (our patch, then each controller status
+  step) only those someone looks at are decoded. Most of a Deployment's bytes are
+  managedFields' ``fieldsV1``; a decoded item keeps only (manager, subresource, time).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cluster.status import SITE_NAME_LABEL, DeploymentSnapshot, rollout_state, snapshot
+from cluster.status import DeploymentSnapshot, rollout_state, snapshot
 
 if TYPE_CHECKING:
     from cluster.gateway import Cluster
@@ -37,11 +43,12 @@ __all__ = ["SiteWatch"]
 
 WATCH_TIMEOUT_SECONDS = 290  # the server ends each watch after this; we resume it
 MAX_BACKOFF = 5.0
-
-
-def _slug(item: Mapping[str, Any]) -> str:
-    metadata = item.get("metadata") or {}
-    return (metadata.get("labels") or {}).get(SITE_NAME_LABEL) or metadata.get("name", "")
+COALESCE_SECONDS = 0.01  # at most this late: the wave's last event, then its decode
+# Read from an event's raw line without decoding it: its type, and the object's name and
+# resourceVersion (the first of each: metadata's; nested copies are JSON-escaped strings).
+_EVENT_TYPE = re.compile(rb'^\{"type":"([A-Z]+)"')
+_FIRST_NAME = re.compile(rb'"name":"([^"\\]+)"')
+_FIRST_RV = re.compile(rb'"resourceVersion":"([^"\\]+)"')
 
 
 def _slim(item: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +88,7 @@ class SiteWatch:
         self._cluster = cluster
         self._watch_timeout = watch_timeout
         self._cond = threading.Condition()
-        self._items: dict[str, dict[str, Any]] = {}
+        self._items: dict[str, dict[str, Any] | bytes] = {}  # by name; bytes: not decoded yet
         self._rv = ""
         self._synced = False
         self._stopped = threading.Event()
@@ -132,7 +139,7 @@ class SiteWatch:
         """What ``Cluster.list_sites(slugs, expected_generations=...)`` returns, from the cache."""
         expected = expected_generations or {}
         with self._cond:
-            items = {slug: self._items.get(slug) for slug in slugs}
+            items = {slug: self._item(slug) for slug in slugs}
         return {
             slug: snapshot(item, expected_generation=expected.get(slug))
             for slug, item in items.items()
@@ -166,7 +173,7 @@ class SiteWatch:
                     for slug in dirty:
                         if slug not in pending:
                             continue
-                        item = self._items.get(slug)
+                        item = self._item(slug)
                         if item is None:
                             return True  # missing: the caller settles it now
                         state = rollout_state(item, expected_generation=pending[slug])
@@ -183,9 +190,23 @@ class SiteWatch:
                         return False
                     if not waiter.dirty:
                         self._cond.wait(remaining)
+                    # Let the events of this moment gather (a rollout writes several per
+                    # Deployment), so each Deployment is decoded once, not once per event.
+                    gathered = min(time.monotonic() + COALESCE_SECONDS, deadline)
+                    while (left := gathered - time.monotonic()) > 0:
+                        self._cond.wait(left)
                 return False
             finally:
                 self._waiters.remove(waiter)
+
+    def _item(self, slug: str) -> dict[str, Any] | None:
+        """The cached Deployment of ``slug``, decoding its raw event now if need be (caller
+        holds the lock)."""
+        item = self._items.get(slug)
+        if isinstance(item, bytes):
+            item = _slim(json.loads(item)["object"])
+            self._items[slug] = item
+        return item
 
     # -- the watch thread ----------------------------------------------------------------------
 
@@ -199,7 +220,7 @@ class SiteWatch:
                     need_list = False
                 self.watches += 1
                 for event in self._cluster.watch_deployments(
-                    self._rv, timeout_seconds=self._watch_timeout
+                    self._rv, timeout_seconds=self._watch_timeout, raw=True
                 ):
                     if self._stopped.is_set():
                         return
@@ -222,7 +243,8 @@ class SiteWatch:
     def _relist(self) -> None:
         items, rv = self._cluster.list_deployments_raw()
         self.lists += 1
-        fresh = {_slug(item): _slim(item) for item in items}
+        # Keyed by name, as the watch's raw events are (a site's objects are named <slug>).
+        fresh = {(item.get("metadata") or {}).get("name", ""): _slim(item) for item in items}
         with self._cond:
             changed = set(fresh) | set(self._items)
             new = set(fresh) - set(self._items) if self._synced else set()
@@ -232,8 +254,25 @@ class SiteWatch:
             self._mark(changed, new=new)
             self._cond.notify_all()
 
-    def _apply(self, event: Mapping[str, Any]) -> bool:
-        """Apply one watch event; False when it says the resourceVersion is gone (410)."""
+    def _apply(self, line: bytes) -> bool:
+        """Apply one watch event (its raw line); False when it says the resourceVersion is
+        gone (410). ADDED and MODIFIED events are stored undecoded (see ``_item``)."""
+        kind_match = _EVENT_TYPE.match(line)
+        name_match = _FIRST_NAME.search(line)
+        rv_match = _FIRST_RV.search(line)
+        kind = kind_match.group(1).decode() if kind_match else ""
+        if kind not in ("ADDED", "MODIFIED") or name_match is None or rv_match is None:
+            return self._apply_decoded(json.loads(line))
+        slug = name_match.group(1).decode()
+        with self._cond:
+            self._rv = rv_match.group(1).decode()
+            is_new = slug not in self._items
+            self._items[slug] = line
+            self._mark({slug}, new={slug} if is_new else set())
+            self._cond.notify_all()
+        return True
+
+    def _apply_decoded(self, event: Mapping[str, Any]) -> bool:
         kind = event.get("type")
         obj = event.get("object") or {}
         if kind == "ERROR":
@@ -246,7 +285,7 @@ class SiteWatch:
                 self._rv = rv
             if kind == "BOOKMARK":
                 return True
-            slug = _slug(obj)
+            slug = (obj.get("metadata") or {}).get("name", "")
             is_new = slug not in self._items
             if kind == "DELETED":
                 self._items.pop(slug, None)
