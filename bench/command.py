@@ -60,6 +60,7 @@ class CommandRun:
     wall: float
     cpu: float
     to_first_patch: float
+    to_first_call: float
     patches: int
     status_calls: int
     calls: int
@@ -103,11 +104,13 @@ def run_command(
         t["first"] for t in log["times"] if (t["verb"], t["resource"]) == ("patch", "deployments")
     ]
     first_patch = min(patch_times, default=float("nan"))
+    first_call = min((t["first"] for t in log["times"]), default=float("nan"))
     deployments = [r for r in log["requests"] if r["resource"] == "deployments"]
     return CommandRun(
         wall=wall,
         cpu=cpu,
         to_first_patch=first_patch - spawned,
+        to_first_call=first_call - spawned,
         patches=sum(r["count"] for r in deployments if r["verb"] == "patch"),
         status_calls=sum(r["count"] for r in deployments if r["verb"] in ("list", "watch", "get")),
         calls=log["total"],
@@ -191,6 +194,9 @@ def one_fleet(n: int, args: argparse.Namespace) -> list[tuple[str, float, float,
     print(f"  ours, default limit:         {limited.wall:7.2f}s  ({limited.calls} API calls at "
           f"{DEFAULT_QPS:g} qps = {floor:.2f}s)")  # fmt: skip
     print(f"  kubectl set image bash loop: {kubectl:7.2f}s  (extrapolated from {sample} sites)")
+    print(f"  ours, KUBE_QPS=0: spawn to first API call {unlimited.to_first_call:.2f}s, to first "
+          f"PATCH {unlimited.to_first_patch:.2f}s; CPU {unlimited.cpu:.2f}s; "
+          f"{unlimited.status_calls} status calls (list/watch/get deployments)")  # fmt: skip
     per_wave = max(unlimited.status_calls, limited.status_calls) / waves
     cpu_ms = 1000 * unlimited.cpu / n
     return [
