@@ -841,8 +841,10 @@ def run_until_settled(
     """
     owner = lease_owner or uuid.uuid4().hex
     cluster = cluster or Cluster.from_settings()
-    # Not waited for: the first tick (the canary) reads with a LIST while the watch syncs.
-    site_watch = SiteWatch(cluster).start() if watch else None
+    # Started after the first tick, so its LIST (the whole fleet, decoded in another thread
+    # but under the same GIL) does not delay the canary's PATCH; until it is live, reads
+    # are LISTs of the wave.
+    site_watch = SiteWatch(cluster) if watch else None
     started = time.monotonic()
     ticks = 0
     finished = False
@@ -851,6 +853,8 @@ def run_until_settled(
         while True:
             result = tick(rollout_id, cluster=cluster, lease_owner=owner, watch=site_watch)
             ticks += 1
+            if site_watch is not None and not result.busy:
+                site_watch.start()
             if result.busy and give_way:
                 return RunResult(Rollout.objects.get(pk=rollout_id), busy=True, ticks=ticks)
             if progress is not None:
