@@ -526,6 +526,7 @@ class Cluster:
         """Every site Deployment (one paged LIST) and the LIST's ``resourceVersion``."""
         items: list[dict[str, Any]] = []
         token: str | None = None
+        resource_version: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("continue", token)] if token else []
             query += [("labelSelector", SITE_SELECTOR), ("limit", LIST_PAGE_SIZE)]
@@ -539,11 +540,15 @@ class Cluster:
             )
             items += page.get("items") or []
             metadata = page.get("metadata") or {}
+            # The FIRST page's: a real API server serves every page from that snapshot, and a
+            # watch from it replays whatever changed meanwhile. A server whose later pages
+            # are read live (kubesim) reports a later version there, and a watch from that
+            # one would miss the changes to items already read on earlier pages.
+            if resource_version is None:
+                resource_version = str(metadata.get("resourceVersion") or "")
             token = metadata.get("continue")
             if not token:
-                # A paged LIST is consistent at its first page's resourceVersion; the last
-                # page carries the same one.
-                return items, str(metadata.get("resourceVersion") or "")
+                return items, resource_version
 
     def watch_deployments(
         self, resource_version: str, *, timeout_seconds: int = 290, raw: bool = False

@@ -13,7 +13,8 @@ Invariants:
 - A watch that ends normally (server timeout) is resumed from the last resourceVersion seen;
   a 410 Gone (history compacted, as an HTTP answer or an ERROR event) or a cut stream falls
   back to a fresh LIST. While that fails it retries with exponential backoff, and ``live`` is
-  False, so callers fall back to their own LIST.
+  False, so callers fall back to their own LIST. A waiter that hears nothing for
+  ``RESYNC_SECONDS`` has it re-list too (self-healing; at most one LIST per that period).
 - ``wait`` never sleeps a fixed period: it returns as soon as the watched Deployments reach
   the asked-for state, the timeout passes, or the watch stops being live.
 - Decode less: an event is kept as its raw JSON line and decoded only when read, so of the
@@ -44,6 +45,9 @@ __all__ = ["SiteWatch"]
 WATCH_TIMEOUT_SECONDS = 290  # the server ends each watch after this; we resume it
 MAX_BACKOFF = 5.0
 COALESCE_SECONDS = 0.01  # at most this late: the wave's last event, then its decode
+# A waiter that hears nothing about its Deployments for this long has the watch re-list: a
+# cache that somehow missed an event must not hold a wave until its deadline.
+RESYNC_SECONDS = 30.0
 # Read from an event's raw line without decoding it: its type, and the object's name and
 # resourceVersion (the first of each: metadata's; nested copies are JSON-escaped strings).
 _EVENT_TYPE = re.compile(rb'^\{"type":"([A-Z]+)"')
@@ -96,6 +100,7 @@ class SiteWatch:
         self._waiters: list[_Waiter] = []
         self.lists = 0  # LISTs made (the first, then one per 410 or cut stream)
         self.failures = 0  # LISTs or watches that failed
+        self._heard_at = time.monotonic()  # last time a waiter's Deployment changed
         self.watches = 0  # watch requests made
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -111,6 +116,12 @@ class SiteWatch:
                     lambda: self._synced or self.failures or self._stopped.is_set(), sync_timeout
                 )
         return self
+
+    def _resync(self) -> None:
+        """Re-list now: end the current stream, so the watch thread falls back to a LIST."""
+        logger.info("site watch: nothing heard for %.0fs; re-listing", RESYNC_SECONDS)
+        self._heard_at = time.monotonic()
+        self._cluster.close_watches()
 
     def stop(self) -> None:
         self._stopped.set()
@@ -162,6 +173,8 @@ class SiteWatch:
         True if woken by the cluster, False on timeout or when the watch stopped being live.
         """
         deadline = time.monotonic() + max(0.0, timeout)
+        if time.monotonic() - self._heard_at > RESYNC_SECONDS:
+            self._resync()
         pending = dict(expected_generations)
         waiter = _Waiter(pending, wake_on_new)
         with self._cond:
@@ -170,6 +183,8 @@ class SiteWatch:
                 waiter.dirty = set(pending)  # judge the current state first
                 while self.live:
                     dirty, waiter.dirty = waiter.dirty, set()
+                    if dirty:
+                        self._heard_at = time.monotonic()
                     for slug in dirty:
                         if slug not in pending:
                             continue

@@ -868,6 +868,8 @@ def run_until_settled(
             if result.waiting_on and result.patched < tick_batch() and not result.advanced:
                 # The wave is in flight: wait for the cluster, not for a period.
                 timeout = _wait_seconds(result, left)
+                if site_watch is not None and not site_watch.live and not site_watch.failures:
+                    site_watch.start(sync_timeout=timeout)  # its LIST, rather than one more
                 if site_watch is not None and site_watch.live:
                     site_watch.wait(result.waiting_on, timeout=timeout)
                     backoff = min(MIN_POLL, poll)
