@@ -45,8 +45,8 @@ __all__ = ["SiteWatch"]
 WATCH_TIMEOUT_SECONDS = 290  # the server ends each watch after this; we resume it
 MAX_BACKOFF = 5.0
 COALESCE_SECONDS = 0.01  # at most this late: the wave's last event, then its decode
-# A waiter that hears nothing about its Deployments for this long has the watch re-list: a
-# cache that somehow missed an event must not hold a wave until its deadline.
+# Waiters that wait this long in all without hearing of a change to their Deployments have the
+# watch re-list: a cache that somehow missed an event must not hold a wave until its deadline.
 RESYNC_SECONDS = 30.0
 # Read from an event's raw line without decoding it: its type, and the object's name and
 # resourceVersion (the first of each: metadata's; nested copies are JSON-escaped strings).
@@ -100,7 +100,7 @@ class SiteWatch:
         self._waiters: list[_Waiter] = []
         self.lists = 0  # LISTs made (the first, then one per 410 or cut stream)
         self.failures = 0  # LISTs or watches that failed
-        self._heard_at = time.monotonic()  # last time a waiter's Deployment changed
+        self._quiet = 0.0  # seconds waiters waited since they last heard of a change
         self.watches = 0  # watch requests made
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -119,8 +119,8 @@ class SiteWatch:
 
     def _resync(self) -> None:
         """Re-list now: end the current stream, so the watch thread falls back to a LIST."""
-        logger.info("site watch: nothing heard for %.0fs; re-listing", RESYNC_SECONDS)
-        self._heard_at = time.monotonic()
+        logger.info("site watch: nothing heard for %.0fs; re-listing", self._quiet)
+        self._quiet = 0.0
         self._cluster.close_watches()
 
     def stop(self) -> None:
@@ -172,8 +172,9 @@ class SiteWatch:
         is. ``wake_on_new``: also wake when a site Deployment not in the set appears. Returns
         True if woken by the cluster, False on timeout or when the watch stopped being live.
         """
-        deadline = time.monotonic() + max(0.0, timeout)
-        if time.monotonic() - self._heard_at > RESYNC_SECONDS:
+        entered = time.monotonic()
+        deadline = entered + max(0.0, timeout)
+        if self._quiet > RESYNC_SECONDS:
             self._resync()
         pending = dict(expected_generations)
         waiter = _Waiter(pending, wake_on_new)
@@ -184,7 +185,7 @@ class SiteWatch:
                 while self.live:
                     dirty, waiter.dirty = waiter.dirty, set()
                     if dirty:
-                        self._heard_at = time.monotonic()
+                        self._quiet, entered = 0.0, time.monotonic()
                     for slug in dirty:
                         if slug not in pending:
                             continue
@@ -213,6 +214,7 @@ class SiteWatch:
                 return False
             finally:
                 self._waiters.remove(waiter)
+                self._quiet += time.monotonic() - entered
 
     def _item(self, slug: str) -> dict[str, Any] | None:
         """The cached Deployment of ``slug``, decoding its raw event now if need be (caller
