@@ -4,7 +4,9 @@ This is the only module that imports ``kubernetes``. It speaks the real API thro
 official client, so tests run it unchanged against kubesim over HTTP.
 
 Invariants:
-- Every call passes the client-side rate limit (``KUBE_QPS``/``KUBE_BURST``).
+- Every call passes the client-side rate limit (``KUBE_QPS``/``KUBE_BURST``, ``0`` = off); a
+  429 pauses every caller for its ``Retry-After`` and slows the limit down
+  (``cluster.rate_limit.AdaptiveRateLimiter``).
 - 429 (honouring ``Retry-After``), 5xx and connection errors are retried a bounded number of
   times; anything else surfaces at once as ``ClusterError``.
 - A write answered with an error may still have been applied (a 500 after the write), so a
@@ -16,20 +18,27 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import urllib3
-from kubernetes import client as k8s
+
+# Only the client's transport, configuration and kubeconfig loader: not the generated
+# ``AppsV1Api``/``CoreV1Api``/``NetworkingV1Api``, whose first use imports the whole model
+# package (~1.3 s of a command's start-up) for requests we send as plain JSON anyway.
 from kubernetes import config as k8s_config
+from kubernetes.client.api_client import ApiClient
+from kubernetes.client.configuration import Configuration
 from kubernetes.client.exceptions import ApiException
 
 from cluster.manifests import CONTAINER_NAME, FIELD_MANAGER, SITE_LABEL, SITE_NAME_LABEL
-from cluster.rate_limit import TokenBucket
+from cluster.rate_limit import AdaptiveRateLimiter
 from cluster.status import DeploymentSnapshot, snapshot
 
 logger = logging.getLogger(__name__)
@@ -37,12 +46,24 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Sent by an API server with Priority and Fairness on every answer, including its 429s.
+PF_PRIORITY_LEVEL_HEADER = "X-Kubernetes-PF-PriorityLevel-UID"
 SITE_SELECTOR = f"{SITE_LABEL}=site"
 # Label selectors are sent in the URL; keep each `in (...)` list well under URL limits.
 SELECTOR_CHUNK = 200
 LIST_PAGE_SIZE = 500
 DEPLOYMENTS_PATH = "/apis/apps/v1/namespaces/{namespace}/deployments"
 DEPLOYMENT_PATH = DEPLOYMENTS_PATH + "/{name}"
+NAMESPACES_PATH = "/api/v1/namespaces"
+NAMESPACE_PATH = NAMESPACES_PATH + "/{name}"
+SECRETS_PATH = "/api/v1/namespaces/{namespace}/secrets"
+# The object path of each kind a site is made of (what the generated *_namespaced_* calls use).
+OBJECT_PATHS = {
+    "Deployment": DEPLOYMENT_PATH,
+    "Service": "/api/v1/namespaces/{namespace}/services/{name}",
+    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}",
+    "Secret": SECRETS_PATH + "/{name}",
+}
 
 
 class ClusterError(Exception):
@@ -83,12 +104,29 @@ def _error_message(exc: ApiException) -> tuple[str, str]:
 
 
 def _retry_after(exc: ApiException) -> float | None:
+    """The wait a throttling answer asks for: ``Retry-After``, else the Status body's
+    ``details.retryAfterSeconds`` (what API Priority and Fairness and the max-in-flight filter
+    send with a 429)."""
     headers = exc.headers or {}
     value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if value is None:
+        try:
+            body = json.loads(exc.body or "{}")
+            value = ((body.get("details") or {}) if isinstance(body, dict) else {}).get(
+                "retryAfterSeconds"
+            )
+        except (TypeError, ValueError, AttributeError):
+            value = None
     try:
         return float(value) if value is not None else None
-    except ValueError:
+    except (TypeError, ValueError):
         return None
+
+
+def _priority_level(exc: ApiException) -> str:
+    """The APF priority level that rejected a request (its UID header), if APF answered."""
+    headers = exc.headers or {}
+    return (headers.get(PF_PRIORITY_LEVEL_HEADER) or "") if hasattr(headers, "get") else ""
 
 
 class Cluster:
@@ -99,7 +137,7 @@ class Cluster:
 
     def __init__(
         self,
-        api_client: k8s.ApiClient,
+        api_client: ApiClient,
         *,
         namespace: str,
         qps: float = 50.0,
@@ -109,12 +147,11 @@ class Cluster:
     ):
         self.api_client = api_client
         self.namespace = namespace
-        self.apps = k8s.AppsV1Api(api_client)
-        self.core = k8s.CoreV1Api(api_client)
-        self.networking = k8s.NetworkingV1Api(api_client)
-        self.limiter = TokenBucket(qps, burst)
+        self.limiter = AdaptiveRateLimiter(qps, burst)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._streams: set[Any] = set()  # open watch responses (closed by close_watches)
+        self._streams_lock = threading.Lock()
 
     @classmethod
     def connect(
@@ -130,7 +167,7 @@ class Cluster:
         retry: RetryPolicy | None = None,
     ) -> Cluster:
         """Build a Cluster from a kubeconfig path, or the Pod's ServiceAccount in-cluster."""
-        configuration = k8s.Configuration()
+        configuration = Configuration()
         if in_cluster:
             k8s_config.load_incluster_config(client_configuration=configuration)
         else:
@@ -139,7 +176,8 @@ class Cluster:
                 context=context or None,
                 client_configuration=configuration,
             )
-        configuration.connection_pool_maxsize = max(pool_size, 4)
+        # One connection per concurrent caller, plus one for the site watch (cluster.watch).
+        configuration.connection_pool_maxsize = max(pool_size, 4) + 1
         # Retries are ours (bounded, Retry-After aware); urllib3's would double them.
         configuration.retries = False
         # Pin the proxy the client resolved from the environment for this host (its pool is
@@ -147,21 +185,22 @@ class Cluster:
         # of ``host`` on every request re-reads the whole environment (``getproxies``): the
         # largest CPU cost of a PATCH, for a value the pool never looks at again.
         configuration.proxy = configuration.proxy
-        return cls(
-            k8s.ApiClient(configuration), namespace=namespace, qps=qps, burst=burst, retry=retry
-        )
+        return cls(ApiClient(configuration), namespace=namespace, qps=qps, burst=burst, retry=retry)
 
     @classmethod
-    def from_settings(cls) -> Cluster:
+    def from_settings(cls, *, qps: float | None = None) -> Cluster:
+        """The Cluster the settings describe; ``qps`` overrides ``KUBE_QPS`` (0 = no limit),
+        with a burst of at least one second's worth of it."""
         from django.conf import settings
 
+        rate = settings.KUBE_QPS if qps is None else qps
         return cls.connect(
             namespace=settings.SITES_NAMESPACE,
             kubeconfig=settings.KUBECONFIG,
             context=settings.KUBE_CONTEXT,
             in_cluster=settings.KUBE_IN_CLUSTER,
-            qps=settings.KUBE_QPS,
-            burst=settings.KUBE_BURST,
+            qps=rate,
+            burst=max(settings.KUBE_BURST, int(rate)),
             pool_size=settings.KUBE_CONCURRENCY,
         )
 
@@ -193,13 +232,27 @@ class Cluster:
                     ) from None
                 wait = _retry_after(exc) if exc.status == 429 else None
                 wait = min(wait, policy.max_retry_after) if wait is not None else delay
-                logger.info("%s: HTTP %s, retrying in %.1fs", what, exc.status, wait)
+                if exc.status == 429:
+                    # Throttled: every caller pauses and the rate halves (the limiter).
+                    paused = self.limiter.throttled(wait)
+                    logger.info(
+                        "%s: throttled (HTTP 429%s), pausing %.1fs, rate now %.1f/s",
+                        what,
+                        f", priority level {level}" if (level := _priority_level(exc)) else "",
+                        wait,
+                        self.limiter.qps,
+                    )
+                    if paused:  # the next ``acquire`` waits the pause out
+                        wait = 0.0
+                else:
+                    logger.info("%s: HTTP %s, retrying in %.1fs", what, exc.status, wait)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 if attempt == policy.attempts:
                     raise ClusterError(f"{what}: no answer from the API server ({exc})") from None
                 wait = delay
                 logger.info("%s: %s, retrying in %.1fs", what, type(exc).__name__, wait)
-            self._sleep(wait)
+            if wait:
+                self._sleep(wait)
             delay = min(delay * 2, policy.max_delay)
             if before_retry is not None:
                 already = before_retry()
@@ -220,8 +273,9 @@ class Cluster:
         query: list[tuple[str, Any]] | None = None,
         body: Any = None,
         content_type: str | None = None,
+        timeout: float | tuple[float, float] | None = None,
     ) -> Any:
-        """One raw API request through the official client's own request path (hot paths).
+        """One raw API request through the official client's own request path (every call).
 
         What the generated ``*_with_http_info`` methods do with ``_preload_content=False``,
         minus their per-call argument validation and header negotiation: the same
@@ -241,7 +295,7 @@ class Cluster:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self.api_client.call_api(*request)
+        response = self.api_client.call_api(*request, _request_timeout=timeout)
         if not 200 <= response.status <= 299:
             response.read()
             raise ApiException.from_response(http_resp=response, body=None, data=None)
@@ -254,7 +308,7 @@ class Cluster:
         try:
             self._call(
                 f"read namespace {self.namespace}",
-                lambda: self.core.read_namespace(self.namespace, _preload_content=False),
+                lambda: self._request("GET", NAMESPACE_PATH, {"name": self.namespace}),
             )
         except ClusterError as exc:
             if not exc.not_found:
@@ -262,7 +316,7 @@ class Cluster:
             body = {"metadata": {"name": self.namespace}}
             self._call(
                 f"create namespace {self.namespace}",
-                lambda: self.core.create_namespace(body, _preload_content=False),
+                lambda: self._request("POST", NAMESPACES_PATH, {}, body=body),
             )
 
     def ensure_secret(self, manifest: dict[str, Any]) -> bool:
@@ -274,8 +328,12 @@ class Cluster:
         try:
             self._call(
                 f"create secret {name}",
-                lambda: self.core.create_namespaced_secret(
-                    self.namespace, manifest, field_manager=FIELD_MANAGER, _preload_content=False
+                lambda: self._request(
+                    "POST",
+                    SECRETS_PATH,
+                    {"namespace": self.namespace},
+                    query=[("fieldManager", FIELD_MANAGER)],
+                    body=manifest,
                 ),
             )
         except ClusterError as exc:
@@ -287,24 +345,17 @@ class Cluster:
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply one object (field manager ``subscribie-admin``); returns it."""
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        patchers = {
-            "Deployment": self.apps.patch_namespaced_deployment,
-            "Service": self.core.patch_namespaced_service,
-            "Ingress": self.networking.patch_namespaced_ingress,
-            "Secret": self.core.patch_namespaced_secret,
-        }
-        patch = patchers[kind]
+        path = OBJECT_PATHS[kind]
         return self._json(
             self._call(
                 f"apply {kind.lower()} {name}",
-                lambda: patch(
-                    name,
-                    self.namespace,
-                    manifest,
-                    field_manager=FIELD_MANAGER,
-                    force=True,
-                    _content_type="application/apply-patch+yaml",
-                    _preload_content=False,
+                lambda: self._request(
+                    "PATCH",
+                    path,
+                    {"namespace": self.namespace, "name": name},
+                    query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+                    body=manifest,
+                    content_type="application/apply-patch+yaml",
                 ),
             )
         )
@@ -327,8 +378,8 @@ class Cluster:
             return self._json(
                 self._call(
                     f"read deployment {name}",
-                    lambda: self.apps.read_namespaced_deployment(
-                        name, self.namespace, _preload_content=False
+                    lambda: self._request(
+                        "GET", DEPLOYMENT_PATH, {"namespace": self.namespace, "name": name}
                     ),
                 )
             )
@@ -384,34 +435,34 @@ class Cluster:
         body = {"spec": {"replicas": replicas}}
         response = self._call(
             f"scale {slug} to {replicas}",
-            lambda: self.apps.patch_namespaced_deployment(
-                slug,
-                self.namespace,
-                body,
-                field_manager=FIELD_MANAGER,
-                _content_type="application/merge-patch+json",
-                _preload_content=False,
+            lambda: self._request(
+                "PATCH",
+                DEPLOYMENT_PATH,
+                {"namespace": self.namespace, "name": slug},
+                query=[("fieldManager", FIELD_MANAGER)],
+                body=body,
+                content_type="application/merge-patch+json",
             ),
         )
         return int(self._json(response)["metadata"].get("generation", 0))
 
     def delete_site(self, slug: str) -> None:
         """Delete every object of the site (missing ones are fine: deleting is idempotent)."""
-        deleters = (
-            (self.networking.delete_namespaced_ingress, slug),
-            (self.core.delete_namespaced_service, slug),
-            (self.apps.delete_namespaced_deployment, slug),
-            (self.core.delete_namespaced_secret, f"{slug}-secrets"),
+        objects = (
+            ("Ingress", slug),
+            ("Service", slug),
+            ("Deployment", slug),
+            ("Secret", f"{slug}-secrets"),
         )
-        for delete, name in deleters:
+        for kind, name in objects:
             try:
                 self._call(
                     f"delete {name}",
-                    lambda delete=delete, name=name: delete(
-                        name,
-                        self.namespace,
-                        propagation_policy="Background",
-                        _preload_content=False,
+                    lambda kind=kind, name=name: self._request(
+                        "DELETE",
+                        OBJECT_PATHS[kind],
+                        {"namespace": self.namespace, "name": name},
+                        query=[("propagationPolicy", "Background")],
                     ),
                 )
             except ClusterError as exc:
@@ -468,3 +519,87 @@ class Cluster:
                 slug = (metadata.get("labels") or {}).get(SITE_NAME_LABEL) or metadata["name"]
                 result[slug] = snapshot(item, expected_generation=expected.get(slug))
         return result
+
+    # --- watch (cluster.watch.SiteWatch) ------------------------------------------------------
+
+    def list_deployments_raw(self) -> tuple[list[dict[str, Any]], str]:
+        """Every site Deployment (one paged LIST) and the LIST's ``resourceVersion``."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        resource_version: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("continue", token)] if token else []
+            query += [("labelSelector", SITE_SELECTOR), ("limit", LIST_PAGE_SIZE)]
+            page = self._json(
+                self._call(
+                    "list deployments",
+                    lambda query=query: self._request(
+                        "GET", DEPLOYMENTS_PATH, {"namespace": self.namespace}, query=query
+                    ),
+                )
+            )
+            items += page.get("items") or []
+            metadata = page.get("metadata") or {}
+            # The FIRST page's: a real API server serves every page from that snapshot, and a
+            # watch from it replays whatever changed meanwhile. A server whose later pages
+            # are read live (kubesim) reports a later version there, and a watch from that
+            # one would miss the changes to items already read on earlier pages.
+            if resource_version is None:
+                resource_version = str(metadata.get("resourceVersion") or "")
+            token = metadata.get("continue")
+            if not token:
+                return items, resource_version
+
+    def watch_deployments(
+        self, resource_version: str, *, timeout_seconds: int = 290, raw: bool = False
+    ) -> Iterator[Any]:
+        """Watch events of the site Deployments after ``resource_version``: decoded dicts, or
+        with ``raw`` each event's JSON line undecoded (the caller decodes what it reads).
+
+        Bookmarks are asked for, so a quiet watch still advances its resourceVersion. A 410
+        (resourceVersion too old) raises ``ClusterError(status=410)``; a stream cut mid-way
+        raises ``ClusterError`` with no status; the server ending the watch just ends it.
+        """
+        query: list[tuple[str, Any]] = [
+            ("labelSelector", SITE_SELECTOR),
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", timeout_seconds),
+        ]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        response = self._call(
+            "watch deployments",
+            lambda: self._request(
+                "GET",
+                DEPLOYMENTS_PATH,
+                {"namespace": self.namespace},
+                query=query,
+                timeout=(10.0, timeout_seconds + 30.0),
+            ),
+        )
+        with self._streams_lock:
+            self._streams.add(response)
+        try:
+            buffer = b""
+            for chunk in response.stream(amt=None, decode_content=False):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield line if raw else json.loads(line)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise ClusterError(f"watch deployments: stream cut ({exc})") from None
+        finally:
+            with self._streams_lock:
+                self._streams.discard(response)
+            response.release_conn()
+
+    def close_watches(self) -> None:
+        """End every open watch stream now (a blocked read returns)."""
+        with self._streams_lock:
+            streams = list(self._streams)
+        for response in streams:
+            shutdown = getattr(response, "shutdown", None)
+            with contextlib.suppress(OSError):
+                (shutdown or response.close)()

@@ -7,6 +7,7 @@ so they live outside the Kubernetes API paths (under ``/kubesim/`` over HTTP).
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -153,6 +154,10 @@ class Faults:
         """Close every open watch stream now; returns how many were cut."""
         return self._store.cut_watches()
 
+    def compact(self) -> int:
+        """Compact the watch history now (a later watch from an older RV gets 410 Gone)."""
+        return self._store.compact()
+
 
 def _same_resource(logged: str, resource: str) -> bool:
     """``deployments`` matches ``deployments`` and its subresources (``deployments/scale``)."""
@@ -164,6 +169,10 @@ class Requests:
     """A snapshot of the request log: counts by (verb, resource, namespace, name)."""
 
     counts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    # Wall-clock (``time.time``) of the first and last request per ``(verb, resource)``, so a
+    # benchmark on the same machine can time "process start to first PATCH" from outside.
+    first: dict[tuple[str, str], float] = field(default_factory=dict)
+    last: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def count(
         self,
@@ -205,6 +214,13 @@ class Requests:
             for (v, r, ns, nm), n in sorted(self.counts.items())
         ]
 
+    def times(self) -> list[dict[str, Any]]:
+        """``[{verb, resource, first, last}]``: when each kind of request was first/last seen."""
+        return [
+            {"verb": v, "resource": r, "first": t, "last": self.last[(v, r)]}
+            for (v, r), t in sorted(self.first.items())
+        ]
+
 
 class RequestLog:
     """Counts every API request the server answered (including faulted ones)."""
@@ -212,18 +228,25 @@ class RequestLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, str, str]] = Counter()
+        self._first: dict[tuple[str, str], float] = {}
+        self._last: dict[tuple[str, str], float] = {}
 
     def record(self, verb: str, resource: str, namespace: str | None, name: str | None) -> None:
+        now = time.time()
         with self._lock:
             self._counts[(verb, resource, namespace or "", name or "")] += 1
+            self._first.setdefault((verb, resource), now)
+            self._last[(verb, resource)] = now
 
     def snapshot(self) -> Requests:
         with self._lock:
-            return Requests(Counter(self._counts))
+            return Requests(Counter(self._counts), dict(self._first), dict(self._last))
 
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._first.clear()
+            self._last.clear()
 
 
 class AvailabilityLedger:

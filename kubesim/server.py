@@ -45,6 +45,14 @@ def query_hash(path: str) -> str:
     return values[-1] if values else ""
 
 
+# What a real API server with Priority and Fairness sends (the UIDs of the default
+# "global-default" flow schema and priority level are cluster-specific; these are fixed).
+PF_REJECTION_HEADERS = {
+    "X-Kubernetes-PF-FlowSchema-UID": "8e7f1b7e-0f0c-4d3e-9a51-5c6a1b2f0001",
+    "X-Kubernetes-PF-PriorityLevel-UID": "8e7f1b7e-0f0c-4d3e-9a51-5c6a1b2f0002",
+}
+
+
 class Route:
     """A parsed Kubernetes resource URL."""
 
@@ -346,6 +354,9 @@ class Handler(BaseHTTPRequestHandler):
     def _send_fault(self, status: int, message: str, retry_after: int) -> None:
         reason = _REASONS.get(status, "InternalError")
         headers = {"Retry-After": str(retry_after)} if status in (429, 503) else None
+        if status == 429:
+            # As API Priority and Fairness rejects: it names the flow schema and priority level.
+            headers = {**(headers or {}), **PF_REJECTION_HEADERS}
         details: dict[str, Any] = {"causes": [{"reason": "kubesim", "message": message}]}
         if status == 429:
             details["retryAfterSeconds"] = retry_after
@@ -662,12 +673,16 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"ok": True})
                 return
             snap = sim.requests()
-            self._send_json(200, {"total": snap.total, "requests": snap.to_list()})
+            self._send_json(
+                200, {"total": snap.total, "requests": snap.to_list(), "times": snap.times()}
+            )
         elif what == "faults":
             if method == "GET":
                 self._send_json(200, {"faults": [r.to_dict() for r in sim.faults.rules()]})
             elif method == "POST" and parts[1:] == ["cut-watches"]:
                 self._send_json(200, {"cut": sim.faults.cut_watches()})
+            elif method == "POST" and parts[1:] == ["compact"]:
+                self._send_json(200, {"compacted": sim.faults.compact()})
             elif method == "POST":
                 try:
                     rule = sim.faults.add(**data)

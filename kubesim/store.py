@@ -196,6 +196,17 @@ class Store:
         for listener in self.listeners:
             listener(event.type_key, event.type, event.obj, event.old)
 
+    def compact(self) -> int:
+        """Drop all watch history up to now, as an etcd compaction does; returns that RV.
+
+        A watch from an older resourceVersion then gets 410 Gone.
+        """
+        with self.lock:
+            self._compacted_rv = self._rv
+            self._history.clear()
+            self._history_rvs.clear()
+            return self._compacted_rv
+
     # -- watches -----------------------------------------------------------------------
     def watch(
         self, type_key: str, namespace: str | None, since_rv: int | None

@@ -44,6 +44,10 @@ def approval_threshold() -> int:
     return int(getattr(settings, "ROLLOUT_APPROVAL_THRESHOLD", 100))
 
 
+def approvals_on() -> bool:
+    return bool(getattr(settings, "ROLLOUT_APPROVAL_REQUIRED", True))
+
+
 def approval_hours() -> float:
     return float(getattr(settings, "ROLLOUT_APPROVAL_HOURS", 24))
 
@@ -57,7 +61,7 @@ def approval_needed(*, kind: str, whole_fleet: bool, targets: int, threshold: in
 
 def approval_fields(*, kind: str, whole_fleet: bool, targets: int, now: datetime) -> dict:
     """The approval fields a new rollout gets (for ``Rollout.objects.create``)."""
-    needed = approval_needed(
+    needed = approvals_on() and approval_needed(
         kind=kind, whole_fleet=whole_fleet, targets=targets, threshold=approval_threshold()
     )
     return {

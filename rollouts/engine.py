@@ -40,7 +40,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -51,6 +51,7 @@ from django.utils import timezone
 import audit
 from cluster.gateway import Cluster, ClusterError
 from cluster.status import DeploymentSnapshot
+from cluster.watch import SiteWatch
 from rollouts import clock, notices
 from rollouts.bake import BakeClock, unavailable_reason
 from rollouts.models import Rollout, RolloutTarget
@@ -108,6 +109,10 @@ class TickResult:
     busy: bool = False
     finished: bool = False
     waiting: bool = False
+    # In-flight targets the tick's status read left unsettled: {slug: generation awaited},
+    # and when the wave's deadline passes (None while paused): what the driver waits on.
+    waiting_on: dict[str, int] = field(default_factory=dict)
+    wave_deadline: datetime | None = None
 
     @property
     def made_progress(self) -> bool:
@@ -137,12 +142,19 @@ def release_lease(rollout_id: int, owner: str) -> None:
 # --- the tick ----------------------------------------------------------------------------------
 
 
-def tick(rollout_id: int, *, cluster: Cluster | None = None, lease_owner: str = "") -> TickResult:
+def tick(
+    rollout_id: int,
+    *,
+    cluster: Cluster | None = None,
+    lease_owner: str = "",
+    watch: SiteWatch | None = None,
+) -> TickResult:
     """One bounded, idempotent step of rollout ``rollout_id`` (see module docstring).
 
     Pass ``lease_owner`` to tick under a lease held across ticks (a job); without it the tick
     takes and releases its own lease. Returns ``busy=True`` without doing anything if another
-    job holds the lease.
+    job holds the lease. With a live ``watch``, the status read of the wave comes from its
+    cache instead of a LIST (same snapshots, same generations awaited).
     """
     owner = lease_owner or uuid.uuid4().hex
     if not acquire_lease(rollout_id, owner):
@@ -151,9 +163,9 @@ def tick(rollout_id: int, *, cluster: Cluster | None = None, lease_owner: str = 
     try:
         rollout = Rollout.objects.get(pk=rollout_id)
         if rollout.status in (RStatus.RUNNING, RStatus.PAUSED):
-            return _Tick(rollout, cluster).forward()
+            return _Tick(rollout, cluster, watch).forward()
         if rollout.status == RStatus.REVERTING:
-            return _Tick(rollout, cluster).revert()
+            return _Tick(rollout, cluster, watch).revert()
         return TickResult(rollout_id, rollout.status, finished=True)
     finally:
         if not lease_owner:
@@ -247,9 +259,10 @@ REVERT = _Direction(
 class _Tick:
     """One tick's working state. Network calls happen only in ``_list``/``_patch_many``."""
 
-    def __init__(self, rollout: Rollout, cluster: Cluster | None):
+    def __init__(self, rollout: Rollout, cluster: Cluster | None, watch: SiteWatch | None = None):
         self.rollout = rollout
         self._cluster = cluster
+        self._watch = watch
         self.token = uuid.uuid4().hex
         self.result = TickResult(rollout.pk, rollout.status)
 
@@ -265,9 +278,17 @@ class _Tick:
     # -- cluster I/O (outside transactions) -------------------------------------------------
 
     def _list(
-        self, targets: Iterable[RolloutTarget], expected: dict[str, int] | None = None
+        self,
+        targets: Iterable[RolloutTarget],
+        expected: dict[str, int] | None = None,
+        *,
+        cached: bool = False,
     ) -> dict[str, DeploymentSnapshot]:
+        """Snapshots of the targets' Deployments: one LIST, or with ``cached`` and a live
+        watch, its cache (what a LIST would return, kept current by the watch's events)."""
         slugs = [t.site.slug for t in targets]
+        if cached and self._watch is not None and self._watch.live:
+            return self._watch.snapshots(slugs, expected_generations=expected)
         return self.cluster.list_sites(slugs, expected_generations=expected or {})
 
     def _patch_many(self, images: dict[str, str]) -> dict[str, DeploymentSnapshot | ClusterError]:
@@ -384,7 +405,10 @@ class _Tick:
         have patched it): its current generation is awaited instead. The in-flight CAS also
         requires no stored generation, so a job that runs twice cannot store two.
         """
-        listing = self._list(targets)  # the one read before the patch
+        # The one read before the patch. Forward, the watch's cache will do: these sites were
+        # not patched by this rollout yet. A revert reads a LIST, never a cache that might
+        # still lag behind the forward patch it undoes.
+        listing = self._list(targets, cached=d.forward)
         if d.forward:
             self._record_origin(targets, listing)
         results = self._patch_many(
@@ -465,12 +489,12 @@ class _Tick:
         """Settle in-flight ``targets`` from one status read; the rest stay in flight."""
         rollout = self.rollout
         expected = {t.site.slug: gen for t in targets if (gen := d.generation(t)) is not None}
-        listing = self._list(targets, expected)  # the one status read of the wave
+        listing = self._list(targets, expected, cached=True)  # the one status read of the wave
         now = clock.now()
         started = rollout.wave_started_at or now
-        deadline_passed = deadlines and now >= started + timedelta(
-            seconds=rollout.wave_timeout_seconds
-        )
+        deadline = started + timedelta(seconds=rollout.wave_timeout_seconds)
+        deadline_passed = deadlines and now >= deadline
+        self.result.wave_deadline = deadline if deadlines else None
         settling: list[tuple[RolloutTarget, str | None, dict]] = []
         seen: set[int] = set()  # targets whose Deployment was read
         for target in targets:
@@ -486,6 +510,8 @@ class _Tick:
                     timeout=rollout.wave_timeout_seconds, state=snap.state.message
                 )
             else:
+                if (generation := d.generation(target)) is not None:
+                    self.result.waiting_on[target.site.slug] = generation
                 continue
             if snap is not None:
                 seen.add(target.pk)
@@ -969,6 +995,7 @@ def run_until_settled(
     lease_owner: str = "",
     give_way: bool = False,
     keep_lease: bool = False,
+    watch: bool = True,
 ) -> RunResult:
     """Tick ``rollout_id`` until it is finished or paused (``--sync`` and the engine job).
 
@@ -976,17 +1003,30 @@ def run_until_settled(
     the lease, instead of waiting for it. ``max_seconds`` bounds a job's run; ``keep_lease``
     leaves the lease in place for the job's successor (so the schedule does not start a
     second chain). ``progress`` is called with the rollout after every tick.
+
+    Between ticks it waits on events, not a period: with ``watch`` (one watch of the site
+    Deployments, ``cluster.watch``) the next tick runs as soon as every in-flight target of
+    the wave has rolled out, one has failed, or its deadline passes (and at least every
+    ``PROGRESS_SECONDS``, so progress shows and a pause or cancel is seen). Without a live
+    watch it polls, backing off from ``MIN_POLL`` to ``poll`` while nothing changes.
     """
     owner = lease_owner or uuid.uuid4().hex
     cluster = cluster or Cluster.from_settings()
     waiting_poll = float(getattr(settings, "ROLLOUT_WAITING_POLL_SECONDS", 5))
+    # Started after the first tick, so its LIST (the whole fleet, decoded in another thread
+    # but under the same GIL) does not delay the canary's PATCH; until it is live, reads
+    # are LISTs of the wave.
+    site_watch = SiteWatch(cluster) if watch else None
     started = time.monotonic()
     ticks = 0
     finished = False
+    backoff = min(MIN_POLL, poll)
     try:
         while True:
-            result = tick(rollout_id, cluster=cluster, lease_owner=owner)
+            result = tick(rollout_id, cluster=cluster, lease_owner=owner, watch=site_watch)
             ticks += 1
+            if site_watch is not None and not result.busy:
+                site_watch.start()
             if result.busy and give_way:
                 return RunResult(Rollout.objects.get(pk=rollout_id), busy=True, ticks=ticks)
             if progress is not None:
@@ -994,16 +1034,49 @@ def run_until_settled(
             if result.finished:
                 finished = True
                 break
-            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            left = None if max_seconds is None else max_seconds - (time.monotonic() - started)
+            if left is not None and left <= 0:
                 break
-            if not result.made_progress:
-                # Waiting on purpose (bake, windows): no need to read the cluster 5 times a
-                # second; still wake in time for max_seconds.
-                pause = max(poll, waiting_poll) if result.waiting else poll
-                if max_seconds is not None:
-                    pause = min(pause, max(max_seconds - (time.monotonic() - started), 0))
+            if result.waiting_on and result.patched < tick_batch() and not result.advanced:
+                # The wave is in flight: wait for the cluster, not for a period.
+                timeout = _wait_seconds(result, left)
+                if site_watch is not None and not site_watch.live and not site_watch.failures:
+                    site_watch.start(sync_timeout=timeout)  # its LIST, rather than one more
+                if site_watch is not None and site_watch.live:
+                    site_watch.wait(result.waiting_on, timeout=timeout)
+                    backoff = min(MIN_POLL, poll)
+                    continue
+                time.sleep(min(backoff, timeout))
+                backoff = min(backoff * 2, poll)
+            elif not result.made_progress:
+                # Waiting on purpose (bake, windows): no need to read the cluster often; still
+                # wake in time for max_seconds.
+                pause = max(backoff, waiting_poll) if result.waiting else backoff
+                if left is not None:
+                    pause = min(pause, max(left, 0))
                 time.sleep(pause)
+                backoff = min(backoff * 2, poll)
+            else:
+                backoff = min(MIN_POLL, poll)
     finally:
+        if site_watch is not None:
+            site_watch.stop()
         if finished or not keep_lease:
             release_lease(rollout_id, owner)
     return RunResult(Rollout.objects.get(pk=rollout_id), ticks=ticks)
+
+
+MIN_POLL = 0.02  # the first poll interval without a watch; doubles up to ``poll``
+PROGRESS_SECONDS = 1.0  # the longest wait between two ticks while a wave is in flight
+
+
+def _wait_seconds(result: TickResult, left: float | None) -> float:
+    """How long to wait for a wave in flight: until its deadline, a job's end, or a
+    progress tick, whichever comes first."""
+    timeout = PROGRESS_SECONDS
+    if result.wave_deadline is not None:
+        until_deadline = (result.wave_deadline - clock.now()).total_seconds()
+        timeout = min(timeout, max(until_deadline, 0.0) + 0.01)
+    if left is not None:
+        timeout = min(timeout, left)
+    return timeout

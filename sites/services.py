@@ -26,6 +26,7 @@ import audit
 from cluster.gateway import Cluster, ClusterError
 from cluster.manifests import ClusterSettings, SiteSpec, secret_manifest, site_manifests
 from cluster.status import DeploymentSnapshot
+from cluster.watch import SiteWatch
 from sites.leases import lease_acquire, lease_release
 from sites.models import Signup, Site
 from sites.sync import ClaimedNames, apply_validation
@@ -255,37 +256,60 @@ def sites_watch_deploying(
 ) -> int:
     """Follow freshly deployed sites until they settle; returns how many settled.
 
-    One watcher serves every deploying site with one LIST per poll (never one call per site);
+    One watcher serves every deploying site with one LIST per look (never one call per site);
     a burst of deploy jobs each enqueue it, and all but the lease holder return at once. Bounded
     by ``SITE_DEPLOY_WATCH_SECONDS``; the scheduled refresh settles anything slower.
+
+    Between looks it waits on the cluster's events (one watch of the site Deployments,
+    ``cluster.watch``): the next look comes as soon as a deploying site's Deployment has rolled
+    out or failed, or a new site Deployment appears, and at the latest after ``poll`` s (a
+    deploy recorded without an event since). Without a live watch it polls, backing off
+    from ``DEPLOY_MIN_POLL`` to ``poll``.
     """
     max_seconds = settings.SITE_DEPLOY_WATCH_SECONDS if max_seconds is None else max_seconds
     owner = f"watch-{secrets.token_hex(6)}"
     cluster = cluster or Cluster.from_settings()
     deadline = time.monotonic() + max_seconds
     settled = 0
-    while time.monotonic() < deadline:
-        if not lease_acquire(WATCHER_LEASE, owner=owner, seconds=max_seconds + 30):
-            return settled
-        slugs = list(
-            Site.objects.filter(
-                status=Site.Status.DEPLOYING, last_generation__isnull=False
-            ).values_list("slug", flat=True)
-        )
-        if not slugs:
-            lease_release(WATCHER_LEASE, owner=owner)
-            # A deploy that finished while we were releasing found the lease held and left:
-            # look once more so its site is not left to the minute schedule.
-            if not Site.objects.filter(
-                status=Site.Status.DEPLOYING, last_generation__isnull=False
-            ).exists():
+    watch = SiteWatch(cluster)  # started once we hold the lease
+    backoff = min(DEPLOY_MIN_POLL, poll)
+    try:
+        while time.monotonic() < deadline:
+            if not lease_acquire(WATCHER_LEASE, owner=owner, seconds=max_seconds + 30):
                 return settled
-            continue
-        summary = sites_refresh_status(cluster=cluster, slugs=slugs)
-        settled += len(summary.live) + len(summary.failed) + len(summary.missing)
-        time.sleep(poll)
-    lease_release(WATCHER_LEASE, owner=owner)
+            watch.start()
+            deploying = dict(
+                Site.objects.filter(
+                    status=Site.Status.DEPLOYING, last_generation__isnull=False
+                ).values_list("slug", "last_generation")
+            )
+            if not deploying:
+                lease_release(WATCHER_LEASE, owner=owner)
+                # A deploy that finished while we were releasing found the lease held and
+                # left: look once more so its site is not left to the minute schedule.
+                if not Site.objects.filter(
+                    status=Site.Status.DEPLOYING, last_generation__isnull=False
+                ).exists():
+                    return settled
+                continue
+            summary = sites_refresh_status(cluster=cluster, slugs=list(deploying))
+            done = set(summary.live) | set(summary.failed) | set(summary.missing)
+            settled += len(done)
+            waiting = {slug: gen for slug, gen in deploying.items() if slug not in done}
+            timeout = max(0.0, min(poll, deadline - time.monotonic()))
+            if waiting and watch.live:
+                watch.wait(waiting, timeout=timeout, settle_all=False, wake_on_new=True)
+                backoff = min(DEPLOY_MIN_POLL, poll)
+            elif waiting:
+                time.sleep(min(backoff, timeout))
+                backoff = min(backoff * 2, poll)
+        lease_release(WATCHER_LEASE, owner=owner)
+    finally:
+        watch.stop()
     return settled
+
+
+DEPLOY_MIN_POLL = 0.02
 
 
 # --- status refresh ------------------------------------------------------------------------

@@ -184,6 +184,9 @@ ROLLOUT_STALE_GRACE_SECONDS = env.int("ROLLOUT_STALE_GRACE_SECONDS", default=300
 # staff member's approval (rollouts.approve_rollout); unapproved, it expires after
 # ROLLOUT_APPROVAL_HOURS.
 ROLLOUT_APPROVAL_THRESHOLD = env.int("ROLLOUT_APPROVAL_THRESHOLD", default=100)
+# Off (0) for a team of one, where no second staff member exists to approve: no upgrade then
+# waits for approval, whatever its size.
+ROLLOUT_APPROVAL_REQUIRED = env.bool("ROLLOUT_APPROVAL_REQUIRED", default=True)
 ROLLOUT_APPROVAL_HOURS = env.float("ROLLOUT_APPROVAL_HOURS", default=24.0)
 
 # --- Email notices ----------------------------------------------------------------------------

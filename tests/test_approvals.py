@@ -70,6 +70,14 @@ def test_threshold_comes_from_settings(fleet, settings):
     assert small.status == Rollout.Status.RUNNING
 
 
+def test_approvals_turned_off_let_a_whole_fleet_upgrade_start_at_once(fleet, settings):
+    settings.ROLLOUT_APPROVAL_REQUIRED = False  # a team of one: nobody else to approve
+    rollout = whole_fleet("t")
+    assert not rollout.approval_required and rollout.approval_expires_at is None
+    services.rollout_start(rollout=rollout, actor="t", enqueue=False)
+    assert rollout.status == Rollout.Status.RUNNING
+
+
 # --- approve, self-approval, decline, expiry -----------------------------------------------
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cluster.rate_limit import TokenBucket
+from cluster.rate_limit import AdaptiveRateLimiter, TokenBucket
 
 
 class FakeTime:
@@ -182,3 +182,73 @@ def test_concurrent_acquires_are_all_served() -> None:
     assert sorted(set(served)) == list(range(threads))
     # Beyond the burst, tokens arrive at qps: 35 extra tokens take at least 70ms.
     assert elapsed >= (threads * per_thread - burst) / qps * 0.9
+
+
+# --- AdaptiveRateLimiter: the gateway's limiter, which slows down when the server throttles ---
+
+
+def adaptive(fake: FakeTime, qps: float = 10, burst: int = 2, **kw) -> AdaptiveRateLimiter:
+    return AdaptiveRateLimiter(qps, burst, clock=fake.clock, sleep=fake.sleep, **kw)
+
+
+def test_adaptive_starts_at_the_configured_rate() -> None:
+    fake = FakeTime()
+    limiter = adaptive(fake, qps=10, burst=2)
+    waits = [limiter.acquire() for _ in range(4)]
+    assert waits == pytest.approx([0.0, 0.0, 0.1, 0.1])
+    assert limiter.qps == limiter.ceiling == 10
+
+
+def test_a_429_pauses_every_caller_for_retry_after_and_halves_the_rate() -> None:
+    fake = FakeTime()
+    limiter = adaptive(fake, qps=10, burst=5)
+    assert limiter.throttled(2.0) == pytest.approx(2.0)
+    assert limiter.qps == 5
+    # The next caller waits out the pause, and the burst was spent: then one token at 5/s.
+    assert limiter.acquire() == pytest.approx(2.0 + 0.2)
+    assert fake.now == pytest.approx(1002.2)
+
+
+def test_concurrent_429s_within_one_pause_are_one_signal() -> None:
+    fake = FakeTime()
+    limiter = adaptive(fake, qps=16, burst=16)
+    for _ in range(16):  # a burst of 16 threads all answered 429
+        limiter.throttled(1.0)
+    assert limiter.qps == 8
+    assert limiter.throttle_count == 1
+
+
+def test_the_rate_never_drops_below_its_floor() -> None:
+    fake = FakeTime()
+    limiter = adaptive(fake, qps=16, burst=1, min_fraction=1 / 4)
+    for _ in range(10):
+        limiter.throttled(1.0)
+        fake.now += 1.0  # each 429 after the previous pause
+    assert limiter.qps == 4
+
+
+def test_the_rate_climbs_back_linearly_and_never_above_the_ceiling() -> None:
+    fake = FakeTime()
+    limiter = adaptive(fake, qps=10, burst=100, recovery=10.0)
+    limiter.throttled(1.0)
+    assert limiter.qps == 5
+    fake.now += 1.0 + 2.5  # the pause, then 2.5 s at ceiling / recovery = 1 qps per second
+    limiter.acquire()
+    assert limiter.qps == pytest.approx(7.5)
+    fake.now += 60.0
+    limiter.acquire()
+    assert limiter.qps == 10
+
+
+def test_retry_after_without_a_value_pauses_one_second() -> None:
+    fake = FakeTime()
+    limiter = adaptive(fake, qps=10, burst=5)
+    assert limiter.throttled(None) == pytest.approx(1.0)
+
+
+def test_unlimited_adaptive_never_blocks_and_ignores_throttling() -> None:
+    fake = FakeTime()
+    limiter = adaptive(fake, qps=0, burst=1)
+    assert limiter.throttled(5.0) == 0.0
+    assert [limiter.acquire() for _ in range(100)] == [0.0] * 100
+    assert fake.sleeps == []

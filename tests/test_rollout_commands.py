@@ -83,3 +83,20 @@ def test_halted_sync_upgrade_exits_non_zero(settings, live_sites, cluster, kubes
     kubesim.set_fail_images(r":broken$")
     with pytest.raises(CommandError, match="ended reverted"):
         call("fleet_upgrade", "--image", "x/y:broken", "--sites", "site-0000,site-0001", "--sync")
+
+
+def test_fleet_upgrade_qps_must_not_be_negative(db):
+    site_row("a", image=V1)
+    with pytest.raises(CommandError, match="--qps must be 0"):
+        call("fleet_upgrade", "--image", V2, "--all", "--sync", "--qps", "-1")
+    assert not Rollout.objects.exists()
+
+
+def test_qps_overrides_the_configured_limit(cluster_settings):
+    from cluster.gateway import Cluster
+
+    cluster_settings.KUBE_QPS, cluster_settings.KUBE_BURST = 50, 100
+    assert Cluster.from_settings().limiter.ceiling == 50
+    raised = Cluster.from_settings(qps=400)
+    assert raised.limiter.ceiling == 400 and raised.limiter.burst == 400
+    assert Cluster.from_settings(qps=0).limiter.unlimited

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
+from cluster.gateway import Cluster
 from rollouts import engine, selectors
 from rollouts.models import Rollout
 
@@ -52,10 +53,22 @@ def describe(rollout: Rollout) -> str:
     return "\n".join(lines)
 
 
-def follow(rollout: Rollout, *, sync: bool, bar: bool, stdout, poll: float = 0.5) -> Rollout:
+def follow(
+    rollout: Rollout,
+    *,
+    sync: bool,
+    bar: bool,
+    stdout,
+    poll: float = 0.5,
+    qps: float | None = None,
+) -> Rollout:
     """Run the engine in-process (``sync``) or watch the database until the rollout settles.
 
     Shows a tqdm bar (settled targets) when ``bar``. Returns the rollout as it ended up.
+    In-process, waves are gated on the cluster's events (``engine.run_until_settled``), with
+    ``qps`` overriding ``KUBE_QPS``. Following a rollout the qcluster runs, the rollout row
+    is read every ``MIN_POLL`` s while it moves, backing off to ``poll`` while it does not, so
+    the command ends as soon as the rollout does.
     """
     total = rollout.targets.count()
     progress = tqdm(total=total, unit="site", disable=not bar, file=stdout._out, leave=True)
@@ -68,17 +81,38 @@ def follow(rollout: Rollout, *, sync: bool, bar: bool, stdout, poll: float = 0.5
 
     try:
         if sync:
-            rollout = engine.run_until_settled(rollout.pk, progress=update, poll=0.2).rollout
+            cluster = Cluster.from_settings(qps=qps) if qps is not None else None
+            rollout = engine.run_until_settled(
+                rollout.pk, progress=update, poll=0.2, cluster=cluster
+            ).rollout
         else:
-            while True:
-                rollout.refresh_from_db()
-                update(rollout)
-                if rollout.status in Rollout.FINISHED_STATUSES or rollout.status == "paused":
-                    break
-                time.sleep(poll)
+            rollout = _follow_database(rollout, update, poll)
     finally:
         progress.close()
     return rollout
+
+
+MIN_POLL = 0.02
+
+
+def _follow_database(rollout: Rollout, update, poll: float) -> Rollout:
+    """Follow a rollout run elsewhere through its row (status, wave, last progress)."""
+    row = Rollout.objects.filter(pk=rollout.pk)
+    fields = ("status", "current_wave", "last_progress_at")
+    seen = None
+    interval = MIN_POLL
+    while True:
+        state = row.values_list(*fields).first()
+        if state != seen:
+            seen = state
+            interval = MIN_POLL
+            rollout.refresh_from_db()
+            update(rollout)
+            if rollout.status in Rollout.FINISHED_STATUSES or rollout.status == "paused":
+                return rollout
+        else:
+            interval = min(interval * 2, poll)
+        time.sleep(interval)
 
 
 def finish(rollout: Rollout, stdout) -> None:

@@ -100,8 +100,17 @@ class Command(BaseCommand):
             type=parse_start_at,
             help="ISO 8601 time (with zone) at which the schedule starts it",
         )
+        parser.add_argument(
+            "--qps",
+            type=float,
+            help="with --sync: client-side limit on API calls per second for this run "
+            "(default KUBE_QPS; raise it for a large fleet; 0 = off). A 429 from the server "
+            "still slows it down.",
+        )
 
     def handle(self, *args, **options):
+        if options["qps"] is not None and options["qps"] < 0:
+            raise CommandError("--qps must be 0 (no limit) or more")
         sites = select_sites(options["all"], options["sites"])
         actor = resolve_actor(options["username"])
         try:
@@ -138,7 +147,13 @@ class Command(BaseCommand):
         services.rollout_start(rollout=rollout, actor=actor, enqueue=not options["sync"])
         self.stdout.write(f"rollout {rollout.pk}")
         if options["sync"] or options["wait"]:
-            rollout = follow(rollout, sync=options["sync"], bar=options["wait"], stdout=self.stdout)
+            rollout = follow(
+                rollout,
+                sync=options["sync"],
+                bar=options["wait"],
+                stdout=self.stdout,
+                qps=options["qps"],
+            )
             finish(rollout, self.stdout)
 
     def _not_started(self, rollout, *, following: bool) -> None:
