@@ -53,8 +53,16 @@ def _parent(doc: Any, tokens: list[str], path: str) -> Any:
     return cur
 
 
-def _unprocessable(msg: str) -> ApiError:
-    return ApiError(422, "Invalid", msg)
+# What kube-apiserver answers for any JSON patch that cannot be applied (a missing path, a
+# failed "test", a bad index): a generic 422 whose details are empty, so the specific reason
+# never reaches the client. ``why`` is kept on the exception for kubesim's own logs and tests.
+REJECTED = "the server rejected our request due to an error in our request"
+
+
+def _unprocessable(why: str) -> ApiError:
+    error = ApiError(422, "Invalid", REJECTED, details={})
+    error.why = why
+    return error
 
 
 def _get(doc: Any, path: str) -> Any:

@@ -306,7 +306,8 @@ PROBES: dict[str, Probe] = {
         "patch deployment web --type=json -p "
         """'[{"op":"replace","path":"/spec/nope/x","value":1}]'""",
         ok=False,
-        expect="doc is missing path",
+        # The real server's generic 422 for any unappliable JSON patch (details empty).
+        expect="The request is invalid: the server rejected our request due to an error",
     ),
     "patch-merge": probe(
         """patch deployment web --type=merge -p '{"metadata":{"labels":{"x":"y"}}}'""",
