@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # zipfile, tempfile, shutil and urllib.request are imported where used: the server itself
@@ -53,54 +55,64 @@ def module_zip_hash(path: str | os.PathLike[str]) -> str:
     return "h1:" + base64.b64encode(hashlib.sha256("".join(summary).encode()).digest()).decode()
 
 
-def extract_spec(zip_path: str | os.PathLike[str], dest: Path, expected_sum: str) -> Path:
-    """Check the module zip's hash, then extract ``api/openapi-spec/`` alone into ``dest``."""
+@contextmanager
+def staged_directory(dest: Path, prefix: str) -> Iterator[Path]:
+    """A fresh directory beside ``dest`` that replaces ``dest`` only if the block succeeds, so
+    a failed fetch or build never leaves a half-written cache behind."""
     import shutil
     import tempfile
-    import zipfile
 
-    got = module_zip_hash(zip_path)
-    if got != expected_sum:
-        raise ValueError(f"{MODULE}@{VERSION} zip hash mismatch: got {got}, want {expected_sum}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".openapi-", dir=dest.parent))
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
     try:
-        with zipfile.ZipFile(zip_path) as zf:
-            for name in zf.namelist():
-                if not name.startswith(SPEC_PREFIX) or name.endswith("/"):
-                    continue
-                rel = Path(name[len(SPEC_PREFIX) :])
-                if rel.is_absolute() or ".." in rel.parts:
-                    raise ValueError(f"unsafe path in module zip: {name!r}")
-                target = staging / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(zf.read(name))
-        if not (staging / "v3").is_dir():
-            raise ValueError(f"{MODULE}@{VERSION} has no api/openapi-spec/v3")
+        yield staging
         if dest.exists():
             shutil.rmtree(dest)
         staging.rename(dest)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def download(url: str, target: Path, *, agent: str, timeout: float) -> None:
+    """Copy ``url`` (HTTPS, the Go module proxy) into the file ``target``."""
+    import shutil
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"User-Agent": agent})
+    with urllib.request.urlopen(request, timeout=timeout) as resp, target.open("wb") as out:
+        shutil.copyfileobj(resp, out)
+
+
+def extract_spec(zip_path: str | os.PathLike[str], dest: Path, expected_sum: str) -> Path:
+    """Check the module zip's hash, then extract ``api/openapi-spec/`` alone into ``dest``."""
+    import zipfile
+
+    got = module_zip_hash(zip_path)
+    if got != expected_sum:
+        raise ValueError(f"{MODULE}@{VERSION} zip hash mismatch: got {got}, want {expected_sum}")
+    with staged_directory(dest, ".openapi-") as staging, zipfile.ZipFile(zip_path) as zf:
+        for name in zf.namelist():
+            if not name.startswith(SPEC_PREFIX) or name.endswith("/"):
+                continue
+            rel = Path(name[len(SPEC_PREFIX) :])
+            if rel.is_absolute() or ".." in rel.parts:
+                raise ValueError(f"unsafe path in module zip: {name!r}")
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(zf.read(name))
+        if not (staging / "v3").is_dir():
+            raise ValueError(f"{MODULE}@{VERSION} has no api/openapi-spec/v3")
     return dest
 
 
 def fetch(dest: Path | None = None, url: str = PROXY_URL, timeout: float = 120.0) -> Path:
     """Download the module zip over HTTPS and extract the spec; returns the spec directory."""
-    import shutil
     import tempfile
-    import urllib.request
 
     dest = dest or Path(os.environ.get(ENV) or DEFAULT_DIR)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(suffix=".zip", dir=dest.parent, delete=False) as tmp:
-        try:
-            request = urllib.request.Request(url, headers={"User-Agent": "kubesim-fetch-openapi"})
-            with urllib.request.urlopen(request, timeout=timeout) as resp:
-                shutil.copyfileobj(resp, tmp)
-            tmp.close()
-            return extract_spec(tmp.name, dest, MODULE_SUM)
-        finally:
-            tmp.close()
-            Path(tmp.name).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".openapi-zip-", dir=dest.parent) as tmp:
+        zip_path = Path(tmp) / "module.zip"
+        download(url, zip_path, agent="kubesim-fetch-openapi", timeout=timeout)
+        return extract_spec(zip_path, dest, MODULE_SUM)

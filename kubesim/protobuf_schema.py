@@ -29,6 +29,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from .openapi_spec import download, module_zip_hash, staged_directory
+
 # zipfile, tempfile, shutil, subprocess and urllib.request are imported where used: the server
 # only needs schema_dir().
 
@@ -136,13 +138,9 @@ def build(zips: dict[str, str | os.PathLike[str]], dest: Path) -> Path:
     ``zips`` maps a module (``k8s.io/api``) to its downloaded zip. ``dest`` is replaced only
     once everything has been built, so a failure leaves any previous schema in place.
     """
-    import shutil
     import subprocess
     import sys
-    import tempfile
     import zipfile
-
-    from .openapi_spec import module_zip_hash
 
     for module, path in zips.items():
         got = module_zip_hash(path)
@@ -178,9 +176,7 @@ def build(zips: dict[str, str | os.PathLike[str]], dest: Path) -> Path:
         for zf in archives.values():
             zf.close()
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".protobuf-", dir=dest.parent))
-    try:
+    with staged_directory(dest, ".protobuf-") as staging:
         for pkg, text in protos.items():
             target = staging / "proto" / pkg / "generated.proto"
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -202,20 +198,12 @@ def build(zips: dict[str, str | os.PathLike[str]], dest: Path) -> Path:
         if proc.returncode != 0:
             raise RuntimeError(f"protoc failed ({proc.returncode}): {proc.stderr.strip()}")
         (staging / GO_FIELDS).write_text(json.dumps(go_fields, sort_keys=True))
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging.rename(dest)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return dest
 
 
 def fetch(dest: Path | None = None, proxy: str = PROXY, timeout: float = 120.0) -> Path:
     """Download both module zips over HTTPS and build the schema; returns its directory."""
-    import shutil
     import tempfile
-    import urllib.request
 
     dest = dest or Path(os.environ.get(ENV) or DEFAULT_DIR)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -224,8 +212,6 @@ def fetch(dest: Path | None = None, proxy: str = PROXY, timeout: float = 120.0) 
         for module in MODULE_SUMS:
             path = Path(tmp) / (module.replace("/", "_") + ".zip")
             url = f"{proxy}/{module}/@v/{VERSION}.zip"
-            request = urllib.request.Request(url, headers={"User-Agent": "kubesim-fetch-protobuf"})
-            with urllib.request.urlopen(request, timeout=timeout) as resp, path.open("wb") as out:
-                shutil.copyfileobj(resp, out)
+            download(url, path, agent="kubesim-fetch-protobuf", timeout=timeout)
             zips[module] = path
         return build(zips, dest)
