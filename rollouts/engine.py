@@ -25,11 +25,15 @@ Invariants:
 - No network call happens inside a database transaction: reads and patches happen first,
   then one short transaction writes the outcome with its audit rows.
 - Every target status change is a CAS on its previous status and is audited.
+- A transient API error on a patch (throttling, 5xx, no answer) fails no site: the target is
+  patched again by a later tick (``target.retry``) until the wave deadline passes.
+- A tick's lease is renewed while it runs, however long API retries make it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -39,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
@@ -124,27 +128,73 @@ def release_lease(rollout_id: int, owner: str) -> None:
 # --- the tick ----------------------------------------------------------------------------------
 
 
+class _LeaseKeeper:
+    """Renews a tick's lease every third of its length while the tick runs.
+
+    A tick's length is not bounded by the lease: API retries honour ``Retry-After`` and back
+    off, so a throttled wave can take longer than ``ROLLOUT_LEASE_SECONDS``. Without renewal
+    the lease would lapse mid-tick and the schedule would start a second job beside it (found
+    by the chaos run, bench/chaos). A killed worker takes its keeper with it, so its lease
+    still lapses. A renewal that fails means another job took the lease: logged as a warning.
+    """
+
+    def __init__(self, rollout_id: int, owner: str) -> None:
+        self.rollout_id = rollout_id
+        self.owner = owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rollout-lease", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(lease_seconds() / 3):
+                if not acquire_lease(self.rollout_id, self.owner):
+                    logger.warning(
+                        "rollout #%s: lease of job %s lost while ticking",
+                        self.rollout_id,
+                        self.owner,
+                    )
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> _LeaseKeeper:
+        # Inside a caller's transaction (tests) another connection could not see the row.
+        if not connection.in_atomic_block:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 def tick(rollout_id: int, *, cluster: Cluster | None = None, lease_owner: str = "") -> TickResult:
     """One bounded, idempotent step of rollout ``rollout_id`` (see module docstring).
 
     Pass ``lease_owner`` to tick under a lease held across ticks (a job); without it the tick
     takes and releases its own lease. Returns ``busy=True`` without doing anything if another
-    job holds the lease.
+    job holds the lease. The lease is renewed while the tick runs (``_LeaseKeeper``).
     """
     owner = lease_owner or uuid.uuid4().hex
     if not acquire_lease(rollout_id, owner):
         status = Rollout.objects.filter(pk=rollout_id).values_list("status", flat=True).first()
         return TickResult(rollout_id, status or "", busy=True)
     try:
-        rollout = Rollout.objects.get(pk=rollout_id)
-        if rollout.status in (RStatus.RUNNING, RStatus.PAUSED):
-            return _Tick(rollout, cluster).forward()
-        if rollout.status == RStatus.REVERTING:
-            return _Tick(rollout, cluster).revert()
-        return TickResult(rollout_id, rollout.status, finished=True)
+        with _LeaseKeeper(rollout_id, owner):
+            return _tick(rollout_id, cluster)
     finally:
         if not lease_owner:
             release_lease(rollout_id, owner)
+
+
+def _tick(rollout_id: int, cluster: Cluster | None) -> TickResult:
+    rollout = Rollout.objects.get(pk=rollout_id)
+    if rollout.status in (RStatus.RUNNING, RStatus.PAUSED):
+        return _Tick(rollout, cluster).forward()
+    if rollout.status == RStatus.REVERTING:
+        return _Tick(rollout, cluster).revert()
+    return TickResult(rollout_id, rollout.status, finished=True)
 
 
 def _change_cause(rollout: Rollout, image: str) -> str:
@@ -383,11 +433,17 @@ class _Tick:
         )
         now = timezone.now()
         failures: list[tuple[RolloutTarget, str, dict]] = []
+        retries: list[tuple[RolloutTarget, str]] = []
         # In-flight targets by the generation they get: one CAS UPDATE per generation.
         in_flight: dict[int, list[RolloutTarget]] = defaultdict(list)
         for target in targets:
             slug = target.site.slug
             outcome = results.get(slug, listing.get(slug))
+            if isinstance(outcome, ClusterError) and outcome.transient and now < self._deadline():
+                # A throttled or failing API server says nothing about the site: patch it
+                # again next tick. Only the wave deadline turns this into a failure.
+                retries.append((target, _failure_text(outcome)))
+                continue
             if outcome is None or isinstance(outcome, ClusterError):
                 error = "Deployment missing" if outcome is None else _failure_text(outcome)
                 data = d.images(target)
@@ -399,6 +455,7 @@ class _Tick:
         events: dict[int, dict] = {}  # by target id, audited in the targets' order
         with transaction.atomic():
             events |= self._settle_many(failures, d, old=d.claimed, now=now)
+            events |= self._retry_later(retries, d)
             for generation, group in in_flight.items():
                 for target in self._set_targets(
                     group,
@@ -420,6 +477,30 @@ class _Tick:
                         )
             audit.record_many(events[t.pk] for t in targets if t.pk in events)
             self._touch()
+
+    def _deadline(self) -> datetime:
+        """When the current wave's deadline passes (a wave not started yet starts now)."""
+        started = self.rollout.wave_started_at or timezone.now()
+        return started + timedelta(seconds=self.rollout.wave_timeout_seconds)
+
+    def _retry_later(self, retries: list[tuple[RolloutTarget, str]], d: _Direction) -> dict:
+        """Targets whose patch hit a transient API error go back for the next tick: forward
+        ones to ``pending`` (claimed again), reverting ones stay unpatched (no revert
+        generation). Each is audited as ``target.retry``; returns those events by target id."""
+        events: dict[int, dict] = {}
+        for target, error in retries:
+            fields = {"last_error": d.error_prefix + error}
+            if d.forward:
+                fields |= {"status": TStatus.PENDING, "claim": ""}
+            else:
+                fields |= {"attempts": F("attempts") + 1}
+            if self._set_target(
+                target, d.claimed, where={f"{d.generation_field}__isnull": True}, **fields
+            ):
+                events[target.pk] = self._event(
+                    "target.retry", target, ok=False, message=error, **d.images(target)
+                )
+        return events
 
     @staticmethod
     def _record_origin(
