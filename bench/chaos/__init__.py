@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -69,6 +70,8 @@ def run_one(seed: int, args: argparse.Namespace) -> int:
         str(args.sites),
         "--rollouts",
         str(args.rollouts),
+        "--faults",
+        str(args.faults),
         "--json-out",
         args.json_out,
     ]
@@ -86,9 +89,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", action="append", default=None, help="N, N-M or N,M (repeatable)")
     parser.add_argument("--sites", type=int, default=300)
     parser.add_argument("--rollouts", type=int, default=5)
+    parser.add_argument(
+        "--faults", type=int, default=40, help="faults in the schedule (0: until the end)"
+    )
     parser.add_argument("--verbose", action="store_true", help="print every fault injected")
-    parser.add_argument("--json-out", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--json-out", default="", help="append one JSON line per seed here")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the run's finally blocks stop what it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seeds = parse_seeds(args.seed or ["1"])
     if len(seeds) > 1:
         return run_many(seeds, args)
@@ -98,7 +106,9 @@ def main(argv: list[str]) -> int:
         from bench.chaos.report import render
         from bench.chaos.scenario import run_chaos
 
-        config = ChaosConfig(seed=seeds[0], sites=args.sites, rollouts=args.rollouts)
+        config = ChaosConfig(
+            seed=seeds[0], sites=args.sites, rollouts=args.rollouts, max_faults=args.faults or None
+        )
         report = run_chaos(config, database_url=url, workdir=Path(tmp))
         print(render(report, verbose=args.verbose), flush=True)
         if args.json_out:
@@ -128,7 +138,7 @@ def run_many(seeds: list[int], args: argparse.Namespace) -> int:
     from bench.chaos.plan import FAULT_KINDS
 
     with tempfile.TemporaryDirectory(prefix="chaos-seeds-") as tmp:
-        args.json_out = str(Path(tmp) / "runs.jsonl")
+        args.json_out = args.json_out or str(Path(tmp) / "runs.jsonl")
         codes = [run_one(seed, args) for seed in seeds]
         rows = [json.loads(line) for line in Path(args.json_out).read_text().splitlines()]
     print(f"\nchaos summary: {len(rows)} of {len(seeds)} seeds reported, {args.sites} sites")

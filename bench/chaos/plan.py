@@ -44,7 +44,8 @@ class ChaosConfig:
     broken_wave_timeout: int = 6  # the broken canary fails at this wave deadline
     rollout_timeout: float = 240.0  # a rollout not finished by then is stuck
     job_seconds: int = 2  # ROLLOUT_JOB_SECONDS of the qcluster
-    lease_seconds: int = 6  # ROLLOUT_LEASE_SECONDS of the qcluster
+    lease_seconds: int = 4  # ROLLOUT_LEASE_SECONDS of the qcluster
+    max_faults: int | None = 40  # the schedule's length (None: until the last rollout ends)
 
     @property
     def signup_docs(self) -> int:
@@ -58,7 +59,7 @@ class RolloutStep:
     ``kind``: upgrade, broken (an image whose pods never become Ready), cancel_revert
     (cancelled with revert partway), cancel (cancelled, sites left as they are) or rollback
     (of the latest rollout that changed sites). ``pause_at``/``cancel_at``: the fraction of
-    targets settled at which the driver pauses (for ``pause_for`` seconds) or cancels.
+    targets claimed at which the driver pauses (for ``pause_for`` seconds) or cancels.
     """
 
     kind: str
@@ -100,7 +101,7 @@ def plan_rollouts(rng: random.Random, count: int) -> list[RolloutStep]:
                 waves=waves,
                 pause_at=round(rng.uniform(0.05, 0.6), 2) if pause else None,
                 pause_for=round(rng.uniform(0.5, 2.5), 2) if pause else 0.0,
-                cancel_at=round(rng.uniform(0.1, 0.7), 2) if cancel else None,
+                cancel_at=round(rng.uniform(0.05, 0.5), 2) if cancel else None,
             )
         )
     if not any(s.pause_at is not None for s in steps):
@@ -140,13 +141,16 @@ def fault_params(rng: random.Random, kind: str) -> dict:
     return {}
 
 
-def fault_schedule(rng: random.Random, gap: tuple[float, float]) -> Iterator[Fault]:
-    """Endless faults: first one of each kind in a shuffled order, then weighted draws."""
+def fault_schedule(
+    rng: random.Random, gap: tuple[float, float], limit: int | None = None
+) -> Iterator[Fault]:
+    """``limit`` faults (endless without one): first one of each kind in a shuffled order,
+    then weighted draws."""
     first = list(FAULT_KINDS)
     rng.shuffle(first)
     kinds, weights = list(FAULT_WEIGHTS), list(FAULT_WEIGHTS.values())
     n = 0
-    while True:
+    while limit is None or n < limit:
         kind = first[n] if n < len(first) else rng.choices(kinds, weights)[0]
         yield Fault(round(rng.uniform(*gap), 2), kind, fault_params(rng, kind))
         n += 1

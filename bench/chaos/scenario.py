@@ -215,13 +215,14 @@ class Driver:
         self.cron_runs += 1
 
     @staticmethod
-    def settled_fraction(rollout_id: int) -> float:
+    def touched_fraction(rollout_id: int) -> float:
+        """The share of the rollout's targets the engine has claimed (no longer pending)."""
         from rollouts.models import RolloutTarget
 
         targets = RolloutTarget.objects.filter(rollout_id=rollout_id)
         total = targets.count()
-        done = targets.exclude(status__in=RolloutTarget.OPEN_STATUSES).count()
-        return done / total if total else 1.0
+        touched = targets.exclude(status=RolloutTarget.Status.PENDING).count()
+        return touched / total if total else 1.0
 
     def run(self, step: RolloutStep) -> StepResult:
         from rollouts import services
@@ -244,7 +245,7 @@ class Driver:
                 break
             if time.monotonic() - started > self.config.rollout_timeout:
                 break
-            fraction = self.settled_fraction(rollout.pk)
+            fraction = self.touched_fraction(rollout.pk)
             if (
                 not paused
                 and rollout.status == Rollout.Status.RUNNING
@@ -302,7 +303,9 @@ def run_chaos(config: ChaosConfig, *, database_url: str, workdir: Path) -> Chaos
 
     began = time.monotonic()
     steps = plan_rollouts(random.Random(f"{config.seed}/rollouts"), config.rollouts)
-    schedule = fault_schedule(random.Random(f"{config.seed}/faults"), config.fault_gap)
+    schedule = fault_schedule(
+        random.Random(f"{config.seed}/faults"), config.fault_gap, config.max_faults
+    )
     feed_rng = random.Random(f"{config.seed}/signups")
     notes: list[str] = []
     ensure_couchserver_installed()
@@ -324,24 +327,16 @@ def run_chaos(config: ChaosConfig, *, database_url: str, workdir: Path) -> Chaos
         sim.request_log.start_journal()
         injector = FaultInjector(sim, qcluster, feed, schedule)
         driver = Driver(config, sim, injector)
-        results: list[StepResult] = []
         try:
-            injector.start()
-            for step in steps:
-                results.append(driver.run(step))
+            results = _drive(driver, injector, qcluster, steps)
+            final = feed.sync_until_done()
+            if not final.ok:
+                notes.append(f"final signup sync failed: {final.detail}")
+            qcluster.stop()
         finally:
             injector.stop()
-            sim.faults.clear()
-            if not qcluster.alive:
-                qcluster.start()
-        for result in results:  # one that ran out of time gets a last chance, faults off
-            if not result.finished and result.rollout_id is not None:
-                _finish_late(driver, result)
-        final = feed.sync_until_done()
-        if not final.ok:
-            notes.append(f"final signup sync failed: {final.detail}")
-        qcluster.stop()
-        log.close()
+            qcluster.kill()  # whatever happened, no cluster outlives the run
+            log.close()
         notes += [f"fault error: {e}" for e in injector.errors]
         notes.append(
             f"qcluster started {qcluster.starts}x; schedule fired early {driver.cron_runs}x"
@@ -374,6 +369,27 @@ def run_chaos(config: ChaosConfig, *, database_url: str, workdir: Path) -> Chaos
     )
 
 
+def _drive(
+    driver: Driver, injector: FaultInjector, qcluster: QCluster, steps: list[RolloutStep]
+) -> list[StepResult]:
+    """Run every step with the injector on; then, faults off, give any rollout that ran out
+    of time a last chance."""
+    results: list[StepResult] = []
+    try:
+        injector.start()
+        for step in steps:
+            results.append(driver.run(step))
+    finally:
+        injector.stop()
+        driver.sim.faults.clear()
+        if not qcluster.alive:
+            qcluster.start()
+    for result in results:
+        if not result.finished and result.rollout_id is not None:
+            _finish_late(driver, result)
+    return results
+
+
 def _finish_late(driver: Driver, result: StepResult) -> None:
     """A rollout still active after its time limit: resume it if paused, wait once more."""
     from rollouts import services
@@ -396,5 +412,5 @@ def _finish_late(driver: Driver, result: StepResult) -> None:
 def replay_command(config: ChaosConfig) -> str:
     return (
         f"python -m bench chaos --seed {config.seed} --sites {config.sites} "
-        f"--rollouts {config.rollouts}"
+        f"--rollouts {config.rollouts} --faults {config.max_faults or 0}"
     )
