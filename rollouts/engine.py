@@ -453,6 +453,9 @@ class _Tick:
             else:
                 in_flight[outcome.generation].append(target)
         events: dict[int, dict] = {}  # by target id, audited in the targets' order
+        # The Deployment's spec runs the new image from the patch on, whether or not the
+        # target ever settles (a rollout cancelled without revert settles nothing).
+        site_images: dict[int, str] = {}
         with transaction.atomic():
             events |= self._settle_many(failures, d, old=d.claimed, now=now)
             events |= self._retry_later(retries, d)
@@ -464,6 +467,7 @@ class _Tick:
                     status=d.in_flight,
                     **{d.generation_field: generation},
                 ):
+                    site_images[target.site_id] = d.image(target)
                     patched = target.site.slug in results
                     self.result.patched += int(patched)
                     if d.forward:
@@ -476,6 +480,8 @@ class _Tick:
                             generation=generation,
                         )
             audit.record_many(events[t.pk] for t in targets if t.pk in events)
+            if site_images:
+                self._set_site_images(site_images)
             self._touch()
 
     def _deadline(self) -> datetime:

@@ -75,3 +75,20 @@ def test_a_tick_longer_than_its_lease_keeps_the_lease(live_sites, cluster, kubes
     finally:
         ticking.join(timeout=30)
     assert Rollout.objects.get(pk=rollout.pk).lease_owner == "a"
+
+
+def test_cancel_while_sites_are_in_flight_leaves_the_database_on_their_image(
+    live_sites, cluster, kubesim
+):
+    live_sites(3)
+    kubesim.set_ready_after(1.5)  # the patched pods are still starting when staff cancel
+    rollout = start(Site.objects.all(), waves="100%")
+    engine.tick(rollout.pk, cluster=cluster)
+    assert set(rollout.targets.values_list("status", flat=True)) == {"waiting"}
+    services.rollout_cancel(rollout=rollout, actor="tester")  # no revert: sites stay as they are
+
+    # Before: Site.image was written only when a target settled, and a cancelled rollout
+    # settles nothing, so the database kept saying v1 about sites running v2.
+    cluster_images = {slug: snap.image for slug, snap in cluster.list_sites().items()}
+    assert cluster_images == dict.fromkeys(cluster_images, V2)
+    assert dict(Site.objects.values_list("slug", "image")) == cluster_images
