@@ -48,6 +48,11 @@ class ChaosConfig:
     max_faults: int | None = 40  # the schedule's length (None: until the last rollout ends)
 
     @property
+    def time_limit(self) -> float:
+        """Seconds one rollout may take before it counts as stuck (grows with the fleet)."""
+        return self.rollout_timeout + 0.5 * self.sites
+
+    @property
     def signup_docs(self) -> int:
         return self.signups or self.sites
 

@@ -243,7 +243,7 @@ class Driver:
             rollout.refresh_from_db()
             if rollout.status in Rollout.FINISHED_STATUSES:
                 break
-            if time.monotonic() - started > self.config.rollout_timeout:
+            if time.monotonic() - started > self.config.time_limit:
                 break
             fraction = self.touched_fraction(rollout.pk)
             if (
@@ -268,7 +268,8 @@ class Driver:
             self.cron(rollout)
             time.sleep(0.2)
         rollout.refresh_from_db()
-        self.done.append(rollout.pk)
+        if rollout.status in Rollout.FINISHED_STATUSES:
+            self.done.append(rollout.pk)
         return StepResult(
             step,
             rollout.pk,
@@ -379,6 +380,8 @@ def _drive(
         injector.start()
         for step in steps:
             results.append(driver.run(step))
+            if not results[-1].finished:
+                break  # the next step needs this one finished; the invariant reports it
     finally:
         injector.stop()
         driver.sim.faults.clear()
@@ -398,7 +401,7 @@ def _finish_late(driver: Driver, result: StepResult) -> None:
     rollout = Rollout.objects.get(pk=result.rollout_id)
     if rollout.status == Rollout.Status.PAUSED:
         services.rollout_resume(rollout=rollout, actor=ACTOR)
-    deadline = time.monotonic() + driver.config.rollout_timeout / 2
+    deadline = time.monotonic() + driver.config.time_limit / 2
     while time.monotonic() < deadline:
         rollout.refresh_from_db()
         if rollout.status in Rollout.FINISHED_STATUSES:
