@@ -41,8 +41,6 @@ class FaultInjector:
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-    # Held while the qcluster is down on purpose, so the driver does not count it stuck.
-    qcluster_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="chaos-faults", daemon=True)
@@ -98,9 +96,6 @@ class FaultInjector:
         if kind == "SIGKILL worker":
             return self.qcluster.kill_worker(p["pick"])
         if kind == "SIGKILL qcluster":
-            with self.qcluster_lock:
-                self.qcluster.kill()
-                time.sleep(p["down_for"])
-                self.qcluster.start()
+            self.qcluster.restart(p["down_for"])
             return f"whole cluster killed, restarted after {p['down_for']}s"
         raise ValueError(f"unknown fault kind {kind!r}")

@@ -11,6 +11,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -75,8 +77,29 @@ class QCluster:
         self.kube_port = kube_port
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.closed = False
+        # Held across a restart, so close() cannot slip in between its kill and its start.
+        self._lock = threading.RLock()
 
     def start(self) -> None:
+        with self._lock:
+            if not self.closed:
+                self._spawn()
+
+    def restart(self, down_for: float) -> None:
+        """SIGKILL the whole cluster, stay down ``down_for`` seconds, start it again."""
+        with self._lock:
+            self.kill()
+            time.sleep(down_for)
+            self.start()
+
+    def close(self) -> None:
+        """Kill the cluster for good (waits for a restart in progress); start() is a no-op."""
+        with self._lock:
+            self.closed = True
+            self.kill()
+
+    def _spawn(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT,

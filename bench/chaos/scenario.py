@@ -336,7 +336,7 @@ def run_chaos(config: ChaosConfig, *, database_url: str, workdir: Path) -> Chaos
             qcluster.stop()
         finally:
             injector.stop()
-            qcluster.kill()  # whatever happened, no cluster outlives the run
+            qcluster.close()  # whatever happened, no cluster outlives the run
             log.close()
         notes += [f"fault error: {e}" for e in injector.errors]
         notes.append(
