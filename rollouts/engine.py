@@ -307,8 +307,15 @@ class _Tick:
         slugs = [t.site.slug for t in targets]
         return self.cluster.list_sites(slugs, expected_generations=expected or {})
 
-    def _patch_many(self, images: dict[str, str]) -> dict[str, DeploymentSnapshot | ClusterError]:
-        """Patch ``{slug: image}`` with bounded concurrency; never raises for one site."""
+    def _patch_many(
+        self, images: dict[str, str], *, keep_going: Callable[[], bool] | None = None
+    ) -> dict[str, DeploymentSnapshot | ClusterError]:
+        """Patch ``{slug: image}`` with bounded concurrency; never raises for one site.
+
+        ``keep_going`` is asked before each chunk of a few patches per worker (after the
+        first): once it says no, the rest is not patched and is missing from the result, so
+        a cancel or pause stops a large wave within one chunk instead of after all of it.
+        """
 
         def one(item: tuple[str, str]) -> tuple[str, DeploymentSnapshot | ClusterError]:
             slug, image = item
@@ -321,11 +328,20 @@ class _Tick:
 
         if not images:
             return {}
-        workers = max(1, min(_setting("KUBE_CONCURRENCY", 16), len(images)))
-        if workers == 1:
-            return dict(map(one, images.items()))
+        items = list(images.items())
+        workers = max(1, min(_setting("KUBE_CONCURRENCY", 16), len(items)))
+        chunk = workers * 4
+        results: dict[str, DeploymentSnapshot | ClusterError] = {}
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return dict(pool.map(one, images.items()))
+            for i in range(0, len(items), chunk):
+                if i and keep_going is not None and not keep_going():
+                    break
+                results.update(pool.map(one, items[i : i + chunk]))
+        return results
+
+    def _still_running(self) -> bool:
+        """Forward patches continue only while staff have not paused or cancelled."""
+        return Rollout.objects.filter(pk=self.rollout.pk, status=RStatus.RUNNING).exists()
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -424,20 +440,23 @@ class _Tick:
         listing = self._list(targets)  # the one read before the patch
         if d.forward:
             self._record_origin(targets, listing)
-        results = self._patch_many(
-            {
-                t.site.slug: d.image(t)
-                for t in targets
-                if (snap := listing.get(t.site.slug)) is not None and snap.image != d.image(t)
-            }
-        )
+        wanted = {
+            t.site.slug: d.image(t)
+            for t in targets
+            if (snap := listing.get(t.site.slug)) is not None and snap.image != d.image(t)
+        }
+        results = self._patch_many(wanted, keep_going=self._still_running if d.forward else None)
         now = timezone.now()
         failures: list[tuple[RolloutTarget, str, dict]] = []
         retries: list[tuple[RolloutTarget, str]] = []
+        stopped: list[RolloutTarget] = []  # not patched: the rollout was paused or cancelled
         # In-flight targets by the generation they get: one CAS UPDATE per generation.
         in_flight: dict[int, list[RolloutTarget]] = defaultdict(list)
         for target in targets:
             slug = target.site.slug
+            if slug in wanted and slug not in results:
+                stopped.append(target)
+                continue
             outcome = results.get(slug, listing.get(slug))
             if isinstance(outcome, ClusterError) and outcome.transient and now < self._deadline():
                 # A throttled or failing API server says nothing about the site: patch it
@@ -459,6 +478,7 @@ class _Tick:
         with transaction.atomic():
             events |= self._settle_many(failures, d, old=d.claimed, now=now)
             events |= self._retry_later(retries, d)
+            self._unclaim(stopped, now=now)
             for generation, group in in_flight.items():
                 for target in self._set_targets(
                     group,
@@ -483,6 +503,20 @@ class _Tick:
             if site_images:
                 self._set_site_images(site_images)
             self._touch()
+
+    def _unclaim(self, stopped: list[RolloutTarget], *, now: datetime) -> None:
+        """Claimed targets left unpatched because staff paused or cancelled mid-wave: back to
+        pending when paused (patched after resume), else skipped as ``rollout_cancel`` skips
+        pending ones (its audit row covers them)."""
+        if not stopped:
+            return
+        paused = Rollout.objects.filter(pk=self.rollout.pk, status=RStatus.PAUSED).exists()
+        if paused:
+            fields = {"status": TStatus.PENDING, "claim": ""}
+        else:
+            fields = {"status": TStatus.SKIPPED, "finished_at": now,
+                      "last_error": "rollout stopped before this site was patched"}  # fmt: skip
+        self._set_targets(stopped, TStatus.PATCHING, where={"generation__isnull": True}, **fields)
 
     def _deadline(self) -> datetime:
         """When the current wave's deadline passes (a wave not started yet starts now)."""

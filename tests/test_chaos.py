@@ -31,12 +31,15 @@ def small(seed: int) -> ChaosConfig:
         fault_gap=(0.3, 1.2),
         max_faults=len(FAULT_KINDS),  # the first round: one of each kind, shuffled
         rollout_timeout=60,
+        job_seconds=1,
+        lease_seconds=3,  # a killed job's rollout is picked up again sooner
     )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_chaos_seed_holds_every_invariant(seed, tmp_path):
     report = run_chaos(small(seed), database_url=database_url(), workdir=tmp_path)
+    print(render(report))  # the table, with -s
     assert report.ok, render(report, verbose=True)
     assert set(report.faults) == set(FAULT_KINDS), report.faults
     assert [s.rollout_id for s in report.steps if s.rollout_id] != []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -92,3 +93,27 @@ def test_cancel_while_sites_are_in_flight_leaves_the_database_on_their_image(
     cluster_images = {slug: snap.image for slug, snap in cluster.list_sites().items()}
     assert cluster_images == dict.fromkeys(cluster_images, V2)
     assert dict(Site.objects.values_list("slug", "image")) == cluster_images
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_mid_wave_stops_patching_within_one_chunk(live_sites, cluster, kubesim, settings):
+    settings.KUBE_CONCURRENCY = 1  # chunks of 4 patches
+    live_sites(30)
+    kubesim.faults.add("patch", "deployments", latency=0.1)  # every PATCH takes 0.1 s
+    kubesim.request_log.start_journal()
+    rollout = start(Site.objects.all(), waves="100%")
+    ticking = threading.Thread(target=engine.tick, args=(rollout.pk,), kwargs={"cluster": cluster})
+    ticking.start()
+    time.sleep(0.9)
+    services.rollout_cancel(rollout=rollout, actor="tester")
+    applied_at_cancel = sum(w.applied for w in kubesim.request_log.journal())
+    ticking.join(timeout=60)
+
+    # Before: the tick went on through its whole claimed batch (all 30 sites) after the cancel.
+    applied = sum(w.applied for w in kubesim.request_log.journal())
+    assert 0 < applied <= applied_at_cancel + 4 < 30
+    statuses = Counter(rollout.targets.values_list("status", flat=True))
+    assert statuses["skipped"] == 30 - applied and not statuses["patching"]
+    assert statuses["waiting"] + statuses["succeeded"] == applied
+    stopped = rollout.targets.filter(last_error="rollout stopped before this site was patched")
+    assert stopped.exists()  # the claimed but unpatched ones, besides the pending ones

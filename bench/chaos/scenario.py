@@ -333,7 +333,6 @@ def run_chaos(config: ChaosConfig, *, database_url: str, workdir: Path) -> Chaos
             final = feed.sync_until_done()
             if not final.ok:
                 notes.append(f"final signup sync failed: {final.detail}")
-            qcluster.stop()
         finally:
             injector.stop()
             qcluster.close()  # whatever happened, no cluster outlives the run
