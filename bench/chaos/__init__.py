@@ -80,6 +80,14 @@ def run_one(seed: int, args: argparse.Namespace) -> int:
     return subprocess.run(command, cwd=ROOT, check=False).returncode
 
 
+def _on_sigterm(*_: object) -> None:
+    """Kill the qclusters this run started at once, then unwind (finally blocks stop the rest)."""
+    from bench.chaos.processes import kill_all
+
+    kill_all()
+    sys.exit(143)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench chaos",
@@ -95,8 +103,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--verbose", action="store_true", help="print every fault injected")
     parser.add_argument("--json-out", default="", help="append one JSON line per seed here")
     args = parser.parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so the run's finally blocks stop what it started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _on_sigterm)
     seeds = parse_seeds(args.seed or ["1"])
     if len(seeds) > 1:
         return run_many(seeds, args)

@@ -68,6 +68,18 @@ def _talks_to(pid: int, sockets: set[str]) -> bool:
     return False
 
 
+_LIVE: set[QCluster] = set()
+
+
+def kill_all() -> None:
+    """SIGKILL every qcluster this process started (from a signal handler on the way out)."""
+    for qcluster in list(_LIVE):
+        qcluster.closed = True
+        if qcluster.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(qcluster.process.pid, signal.SIGKILL)
+
+
 class QCluster:
     """One ``manage.py qcluster`` with ``env``, logging to ``log``; start, kill, restart."""
 
@@ -98,8 +110,10 @@ class QCluster:
         with self._lock:
             self.closed = True
             self.kill()
+            _LIVE.discard(self)
 
     def _spawn(self) -> None:
+        _LIVE.add(self)
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT,
