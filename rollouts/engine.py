@@ -471,6 +471,9 @@ class _Tick:
                 failures.append((target, error, data))
             else:
                 in_flight[outcome.generation].append(target)
+        if d.forward and retries and not self._still_running():
+            stopped += [target for target, _ in retries]  # paused or cancelled meanwhile
+            retries = []
         events: dict[int, dict] = {}  # by target id, audited in the targets' order
         # The Deployment's spec runs the new image from the patch on, whether or not the
         # target ever settles (a rollout cancelled without revert settles nothing).
