@@ -62,6 +62,8 @@ class FaultInjector:
             except Exception as exc:  # the run goes on; the report lists it
                 self.errors.append(f"{fault.kind}: {exc!r}\n{traceback.format_exc(limit=3)}")
                 continue
+            if not detail:
+                continue  # nothing to do at this moment (no worker to kill yet)
             self.counts[fault.kind] += 1
             self.log.append(Injected(round(time.monotonic() - self.started, 2), fault.kind, detail))
 

@@ -149,19 +149,26 @@ class QCluster:
         """A clean shutdown (SIGTERM: django-q2 finishes running tasks first)."""
         self.kill(signal.SIGTERM)
 
-    def kill_worker(self, pick: float) -> str:
+    def kill_worker(self, pick: float, wait: float = 15.0) -> str:
         """SIGKILL one worker: a cluster process holding a connection to kubesim (it has run
         a rollout job). ``pick`` in [0, 1) chooses among them. The pusher and the monitor
         are spared: killing one while it holds a multiprocessing queue's lock can wedge the
         whole cluster (seen with seed 8 at 300 sites; see the README's chaos notes), which a
-        liveness probe must catch, not the engine. Returns what was killed."""
-        if not self.alive or self.process is None:
-            return "nothing (qcluster down)"
-        below = set(descendants(self.process.pid)) - _direct_children(self.process.pid)
-        sockets = _sockets_to_port(self.kube_port)
-        workers = sorted(p for p in below if _talks_to(p, sockets))
+        liveness probe must catch, not the engine. Waits up to ``wait`` seconds for a worker
+        to have run a job. Returns what was killed ("" for nothing)."""
+        workers: list[int] = []
+        deadline = time.monotonic() + wait
+        while not workers and time.monotonic() < deadline:
+            with self._lock:
+                if self.alive and self.process is not None:
+                    below = set(descendants(self.process.pid))
+                    below -= _direct_children(self.process.pid)
+                    sockets = _sockets_to_port(self.kube_port)
+                    workers = sorted(p for p in below if _talks_to(p, sockets))
+            if not workers:
+                time.sleep(0.5)
         if not workers:
-            return "nothing (no worker has run a rollout job yet)"
+            return ""  # no worker ran a rollout job in time: nothing killed
         victim = workers[int(pick * len(workers)) % len(workers)]
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)
