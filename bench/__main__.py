@@ -1,4 +1,9 @@
-"""Dispatch ``python -m bench NAME [args]`` to ``bench.NAME.main(argv)``."""
+"""Dispatch ``python -m bench NAME [args]`` to ``bench.NAME.main(argv)``.
+
+NAME is any module or package in bench/ not starting with ``_``: ``kubesim``, ``signups``,
+``rollouts`` (ratios against a baseline from the same run) and ``chaos`` (a seeded chaos run
+with invariants, ``bench/chaos/``; ``--seed N --sites 300 --rollouts 5``).
+"""
 
 from __future__ import annotations
 

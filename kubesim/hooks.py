@@ -6,6 +6,7 @@ so they live outside the Kubernetes API paths (under ``/kubesim/`` over HTTP).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -26,6 +27,8 @@ class FaultRule:
     ``status`` is the HTTP status to answer (429 gets ``Retry-After``); ``latency`` seconds
     are added before handling; ``after_write`` performs the write first and then answers
     ``status`` (default 500), the nastiest failure for a client that retries blindly.
+    ``drop`` closes the connection without answering (a cut LIST, a load balancer reset):
+    the client sees a connection error, not a status.
     """
 
     verb: str | None = None
@@ -39,6 +42,7 @@ class FaultRule:
     after_write: bool = False
     retry_after: int = 1
     message: str = "injected fault"
+    drop: bool = False
     id: int = 0
     fired: int = 0
 
@@ -95,13 +99,16 @@ class Faults:
         after_write: bool = False,
         retry_after: int = 1,
         message: str = "injected fault",
+        drop: bool = False,
     ) -> FaultRule:
         if verb is not None and verb not in VERBS:
             raise ValueError(f"unknown verb {verb!r}; expected one of {VERBS}")
         if after_write and status is None:
             status = 500
-        if status is None and not latency:
-            raise ValueError("a fault needs a status, a latency, or both")
+        if drop and (status is not None or after_write):
+            raise ValueError("a dropped connection has no status")
+        if status is None and not latency and not drop:
+            raise ValueError("a fault needs a status, a latency, a drop, or a combination")
         with self._lock:
             rule = FaultRule(
                 verb,
@@ -115,6 +122,7 @@ class Faults:
                 after_write,
                 retry_after,
                 message,
+                drop,
                 id=self._next_id,
             )
             self._next_id += 1
@@ -222,14 +230,56 @@ class Requests:
         ]
 
 
+@dataclass(frozen=True)
+class WriteRecord:
+    """One write the server received, in the journal (see :meth:`RequestLog.journal`).
+
+    ``applied``: the store changed (true for an ``after_write`` fault, false for a write
+    refused by a fault or an API error). ``images`` and ``change_cause`` are read from the
+    request body (a container image patch and its ``kubernetes.io/change-cause``).
+    """
+
+    at: float
+    verb: str
+    resource: str
+    namespace: str
+    name: str
+    applied: bool
+    images: tuple[str, ...] = ()
+    change_cause: str = ""
+
+
+def write_details(body: bytes) -> tuple[tuple[str, ...], str]:
+    """Container images and change-cause a write's JSON body names (empty when unreadable)."""
+    try:
+        doc = json.loads(body or b"{}")
+        annotations = doc.get("metadata", {}).get("annotations") or {}
+        cause = str(annotations.get("kubernetes.io/change-cause", ""))
+        pod_spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        images = tuple(
+            c["image"] for c in pod_spec.get("containers") or () if isinstance(c.get("image"), str)
+        )
+    except (ValueError, AttributeError, TypeError):
+        return (), ""  # a JSON patch (a list), YAML, or an odd shape: nothing to report
+    return images, cause
+
+
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
 class RequestLog:
-    """Counts every API request the server answered (including faulted ones)."""
+    """Counts every API request the server answered (including faulted ones).
+
+    With the journal on (:meth:`start_journal`), every write is also kept in order as a
+    :class:`WriteRecord`, so a test can tell which requests changed anything.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, str, str]] = Counter()
         self._first: dict[tuple[str, str], float] = {}
         self._last: dict[tuple[str, str], float] = {}
+        self._journal: list[WriteRecord] | None = None
 
     def record(self, verb: str, resource: str, namespace: str | None, name: str | None) -> None:
         now = time.time()
@@ -237,6 +287,39 @@ class RequestLog:
             self._counts[(verb, resource, namespace or "", name or "")] += 1
             self._first.setdefault((verb, resource), now)
             self._last[(verb, resource)] = now
+
+    @property
+    def journaling(self) -> bool:
+        return self._journal is not None
+
+    def start_journal(self) -> None:
+        """Keep every write from now on (until :meth:`reset`)."""
+        with self._lock:
+            self._journal = []
+
+    def record_write(
+        self,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        name: str | None,
+        *,
+        applied: bool,
+        body: bytes,
+    ) -> None:
+        if self._journal is None:
+            return
+        images, cause = write_details(body) if body else ((), "")
+        entry = WriteRecord(
+            time.time(), verb, resource, namespace or "", name or "", applied, images, cause
+        )
+        with self._lock:
+            if self._journal is not None:
+                self._journal.append(entry)
+
+    def journal(self) -> list[WriteRecord]:
+        with self._lock:
+            return list(self._journal or ())
 
     def snapshot(self) -> Requests:
         with self._lock:
@@ -247,6 +330,7 @@ class RequestLog:
             self._counts.clear()
             self._first.clear()
             self._last.clear()
+            self._journal = None
 
 
 class AvailabilityLedger:

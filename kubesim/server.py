@@ -7,8 +7,10 @@ List bodies are assembled from per-object cached JSON, so a 5,000-item list cost
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +22,7 @@ import yaml
 from . import authentication, authorization, discovery, kubelet, openapi, protobuf, tables
 from .api import PATCH_TYPES, now_iso
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media_type
+from .hooks import WRITE_VERBS
 from .resources import BY_GV, NODES, PODS, SERVICEACCOUNTS, ResourceType
 from .selectors import label_matcher, parse_field_selector, parse_label_selector
 from .store import Event, dumps
@@ -93,13 +96,36 @@ def parse_route(parts: list[str]) -> Route | None:
 
 
 class KubeHTTPServer(ThreadingHTTPServer):
+    """Tracks its open connections, so a restart can drop them as a dying server would."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], sim: KubeSim) -> None:
         self.sim = sim
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> int:
+        """Reset every open client connection (keep-alive, in-flight, watch); returns how many."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        return len(connections)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -304,11 +330,20 @@ class Handler(BaseHTTPRequestHandler):
         ):
             raise method_not_allowed()
         resource = rt.plural + (f"/{sub}" if sub else "")
-        sim.request_log.record(verb, resource, ns, name)
+        log = sim.request_log
+        log.record(verb, resource, ns, name)
+        journal = log.journaling and verb in WRITE_VERBS and not connect and not rt.virtual
         rule = sim.faults.take(verb, rt.plural, ns, name, sub)
         if rule is not None and rule.latency:
             time.sleep(rule.latency)
+        if rule is not None and rule.drop:
+            if journal:
+                log.record_write(verb, resource, ns, name, applied=False, body=body)
+            self._drop_connection()
+            return
         if rule is not None and rule.status and not rule.after_write:
+            if journal:
+                log.record_write(verb, resource, ns, name, applied=False, body=body)
             self._send_fault(rule.status, rule.message, rule.retry_after)
             return
         if connect:
@@ -325,7 +360,15 @@ class Handler(BaseHTTPRequestHandler):
                 review = authorization.review(rt, self._json(body))
             self._send(201, dumps(review))
             return
-        code, payload = self._perform(verb, route, query, body)
+        try:
+            code, payload = self._perform(verb, route, query, body)
+        except ApiError:
+            if journal:
+                log.record_write(verb, resource, ns, name, applied=False, body=body)
+            raise
+        if journal:
+            applied = query.get("dryRun") != "All"
+            log.record_write(verb, resource, ns, name, applied=applied, body=body)
         if rule is not None and rule.status and rule.after_write:
             self._send_fault(rule.status, rule.message, rule.retry_after)
             return
@@ -350,6 +393,13 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True  # the upgraded stream ends with this response
         self.wfile.write(raw)
         self._sent = True
+
+    def _drop_connection(self) -> None:
+        """Close the connection without a response (the client sees a reset, no status)."""
+        self.close_connection = True
+        self._sent = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _send_fault(self, status: int, message: str, retry_after: int) -> None:
         reason = _REASONS.get(status, "InternalError")
@@ -710,6 +760,12 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 raise bad_request("readiness can be set on pods or deployments")
             self._send_json(200 if flipped else 404, {"ready": ready, "pods": flipped})
+        elif what == "restart" and method == "POST":
+            # Answered first; the restart runs on its own thread (this one is a connection
+            # of the server that is going away).
+            down_for = float(data.get("downFor", 0.5))
+            self._send_json(202, {"restarting": True, "downFor": down_for})
+            threading.Thread(target=sim.restart, args=(down_for,), daemon=True).start()
         elif what == "config":
             if method in ("PUT", "PATCH", "POST"):
                 if "readyAfter" in data:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ class KubeSim:
         self._kubeconfig_arg = kubeconfig_path
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._httpd: KubeHTTPServer | None = None
+        self._httpd_port = 0
         self._thread: threading.Thread | None = None
         self.url = ""
         self.kubeconfig_path = ""
@@ -105,9 +107,7 @@ class KubeSim:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> KubeSim:
-        self._httpd = KubeHTTPServer((self._host, self._port), self)
-        host, port = self._httpd.server_address[:2]
-        self.url = f"http://{host}:{port}"
+        self._serve()
         if self._kubeconfig_arg is None:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="kubesim-")
             path = Path(self._tmpdir.name) / "kubeconfig"
@@ -116,6 +116,16 @@ class KubeSim:
             path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(kubeconfig_document(self.url), sort_keys=False))
         self.kubeconfig_path = str(path)
+        self.controllers.start()
+        return self
+
+    def _serve(self) -> None:
+        """Listen on the configured port (the same one again after a restart) and serve."""
+        port = self._port or (self._httpd_port or 0)
+        self._httpd = KubeHTTPServer((self._host, port), self)
+        host, bound = self._httpd.server_address[:2]
+        self._httpd_port = bound
+        self.url = f"http://{host}:{bound}"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -123,16 +133,38 @@ class KubeSim:
             daemon=True,
         )
         self._thread.start()
-        self.controllers.start()
-        return self
+
+    def _stop_serving(self) -> int:
+        """Stop listening and reset every client connection, as a dying API server does;
+        returns how many connections were reset."""
+        if self._httpd is None:
+            return 0
+        httpd, self._httpd = self._httpd, None
+        self.store.cut_watches()
+        httpd.shutdown()
+        httpd.server_close()
+        return httpd.drop_connections()
+
+    @property
+    def serving(self) -> bool:
+        return self._httpd is not None
+
+    def restart(self, down_for: float = 0.0) -> int:
+        """Restart the API server with its state kept: stop serving (listener closed, every
+        connection and watch dropped), stay down ``down_for`` seconds, serve again on the same
+        port. The store, resourceVersions, controllers, availability ledger, request log and
+        faults are untouched, as etcd and the controller manager survive an apiserver restart.
+        Returns how many client connections were reset.
+        """
+        dropped = self._stop_serving()
+        if down_for > 0:
+            time.sleep(down_for)
+        self._serve()
+        return dropped
 
     def stop(self) -> None:
         self.controllers.stop()
-        if self._httpd is not None:
-            self.store.cut_watches()
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        self._stop_serving()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
@@ -212,8 +244,6 @@ class KubeSim:
 
     def settle(self, timeout: float = 10.0) -> None:
         """Block until the controllers have no immediate work (pending timers aside)."""
-        import time
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.store.lock:

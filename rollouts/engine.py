@@ -30,11 +30,15 @@ Invariants:
 - No network call happens inside a database transaction: reads and patches happen first,
   then one short transaction writes the outcome with its audit rows.
 - Every target status change is a CAS on its previous status and is audited.
+- A transient API error on a patch (throttling, 5xx, no answer) fails no site: the target is
+  patched again by a later tick (``target.retry``) until the wave deadline passes.
+- A tick's lease is renewed while it runs, however long API retries make it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -44,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
@@ -142,6 +146,47 @@ def release_lease(rollout_id: int, owner: str) -> None:
 # --- the tick ----------------------------------------------------------------------------------
 
 
+class _LeaseKeeper:
+    """Renews a tick's lease every third of its length while the tick runs.
+
+    A tick's length is not bounded by the lease: API retries honour ``Retry-After`` and back
+    off, so a throttled wave can take longer than ``ROLLOUT_LEASE_SECONDS``. Without renewal
+    the lease would lapse mid-tick and the schedule would start a second job beside it (found
+    by the chaos run, bench/chaos). A killed worker takes its keeper with it, so its lease
+    still lapses. A renewal that fails means another job took the lease: logged as a warning.
+    """
+
+    def __init__(self, rollout_id: int, owner: str) -> None:
+        self.rollout_id = rollout_id
+        self.owner = owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rollout-lease", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(lease_seconds() / 3):
+                if not acquire_lease(self.rollout_id, self.owner):
+                    logger.warning(
+                        "rollout #%s: lease of job %s lost while ticking",
+                        self.rollout_id,
+                        self.owner,
+                    )
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> _LeaseKeeper:
+        # Inside a caller's transaction (tests) another connection could not see the row.
+        if not connection.in_atomic_block:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 def tick(
     rollout_id: int,
     *,
@@ -154,22 +199,28 @@ def tick(
     Pass ``lease_owner`` to tick under a lease held across ticks (a job); without it the tick
     takes and releases its own lease. Returns ``busy=True`` without doing anything if another
     job holds the lease. With a live ``watch``, the status read of the wave comes from its
-    cache instead of a LIST (same snapshots, same generations awaited).
+    cache instead of a LIST (same snapshots, same generations awaited). The lease is renewed
+    while the tick runs (``_LeaseKeeper``).
     """
     owner = lease_owner or uuid.uuid4().hex
     if not acquire_lease(rollout_id, owner):
         status = Rollout.objects.filter(pk=rollout_id).values_list("status", flat=True).first()
         return TickResult(rollout_id, status or "", busy=True)
     try:
-        rollout = Rollout.objects.get(pk=rollout_id)
-        if rollout.status in (RStatus.RUNNING, RStatus.PAUSED):
-            return _Tick(rollout, cluster, watch).forward()
-        if rollout.status == RStatus.REVERTING:
-            return _Tick(rollout, cluster, watch).revert()
-        return TickResult(rollout_id, rollout.status, finished=True)
+        with _LeaseKeeper(rollout_id, owner):
+            return _tick(rollout_id, cluster, watch)
     finally:
         if not lease_owner:
             release_lease(rollout_id, owner)
+
+
+def _tick(rollout_id: int, cluster: Cluster | None, watch: SiteWatch | None) -> TickResult:
+    rollout = Rollout.objects.get(pk=rollout_id)
+    if rollout.status in (RStatus.RUNNING, RStatus.PAUSED):
+        return _Tick(rollout, cluster, watch).forward()
+    if rollout.status == RStatus.REVERTING:
+        return _Tick(rollout, cluster, watch).revert()
+    return TickResult(rollout_id, rollout.status, finished=True)
 
 
 def _change_cause(rollout: Rollout, image: str) -> str:
@@ -291,8 +342,15 @@ class _Tick:
             return self._watch.snapshots(slugs, expected_generations=expected)
         return self.cluster.list_sites(slugs, expected_generations=expected or {})
 
-    def _patch_many(self, images: dict[str, str]) -> dict[str, DeploymentSnapshot | ClusterError]:
-        """Patch ``{slug: image}`` with bounded concurrency; never raises for one site."""
+    def _patch_many(
+        self, images: dict[str, str], *, keep_going: Callable[[], bool] | None = None
+    ) -> dict[str, DeploymentSnapshot | ClusterError]:
+        """Patch ``{slug: image}`` with bounded concurrency; never raises for one site.
+
+        ``keep_going`` is asked before each chunk of a few patches per worker (after the
+        first): once it says no, the rest is not patched and is missing from the result, so
+        a cancel or pause stops a large wave within one chunk instead of after all of it.
+        """
 
         def one(item: tuple[str, str]) -> tuple[str, DeploymentSnapshot | ClusterError]:
             slug, image = item
@@ -305,11 +363,20 @@ class _Tick:
 
         if not images:
             return {}
-        workers = max(1, min(_setting("KUBE_CONCURRENCY", 16), len(images)))
-        if workers == 1:
-            return dict(map(one, images.items()))
+        items = list(images.items())
+        workers = max(1, min(_setting("KUBE_CONCURRENCY", 16), len(items)))
+        chunk = workers * 4
+        results: dict[str, DeploymentSnapshot | ClusterError] = {}
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return dict(pool.map(one, images.items()))
+            for i in range(0, len(items), chunk):
+                if i and keep_going is not None and not keep_going():
+                    break
+                results.update(pool.map(one, items[i : i + chunk]))
+        return results
+
+    def _still_running(self) -> bool:
+        """Forward patches continue only while staff have not paused or cancelled."""
+        return Rollout.objects.filter(pk=self.rollout.pk, status=RStatus.RUNNING).exists()
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -411,20 +478,29 @@ class _Tick:
         listing = self._list(targets, cached=d.forward)
         if d.forward:
             self._record_origin(targets, listing)
-        results = self._patch_many(
-            {
-                t.site.slug: d.image(t)
-                for t in targets
-                if (snap := listing.get(t.site.slug)) is not None and snap.image != d.image(t)
-            }
-        )
+        wanted = {
+            t.site.slug: d.image(t)
+            for t in targets
+            if (snap := listing.get(t.site.slug)) is not None and snap.image != d.image(t)
+        }
+        results = self._patch_many(wanted, keep_going=self._still_running if d.forward else None)
         now = clock.now()
         failures: list[tuple[RolloutTarget, str, dict]] = []
+        retries: list[tuple[RolloutTarget, str]] = []
+        stopped: list[RolloutTarget] = []  # not patched: the rollout was paused or cancelled
         # In-flight targets by the generation they get: one CAS UPDATE per generation.
         in_flight: dict[int, list[RolloutTarget]] = defaultdict(list)
         for target in targets:
             slug = target.site.slug
+            if slug in wanted and slug not in results:
+                stopped.append(target)
+                continue
             outcome = results.get(slug, listing.get(slug))
+            if isinstance(outcome, ClusterError) and outcome.transient and now < self._deadline():
+                # A throttled or failing API server says nothing about the site: patch it
+                # again next tick. Only the wave deadline turns this into a failure.
+                retries.append((target, _failure_text(outcome)))
+                continue
             if outcome is None or isinstance(outcome, ClusterError):
                 error = "Deployment missing" if outcome is None else _failure_text(outcome)
                 data = d.images(target)
@@ -433,9 +509,17 @@ class _Tick:
                 failures.append((target, error, data))
             else:
                 in_flight[outcome.generation].append(target)
+        if d.forward and retries and not self._still_running():
+            stopped += [target for target, _ in retries]  # paused or cancelled meanwhile
+            retries = []
         events: dict[int, dict] = {}  # by target id, audited in the targets' order
+        # The Deployment's spec runs the new image from the patch on, whether or not the
+        # target ever settles (a rollout cancelled without revert settles nothing).
+        site_images: dict[int, str] = {}
         with transaction.atomic():
             events |= self._settle_many(failures, d, old=d.claimed, now=now)
+            events |= self._retry_later(retries, d)
+            self._unclaim(stopped, now=now)
             for generation, group in in_flight.items():
                 for target in self._set_targets(
                     group,
@@ -444,6 +528,7 @@ class _Tick:
                     status=d.in_flight,
                     **{d.generation_field: generation},
                 ):
+                    site_images[target.site_id] = d.image(target)
                     patched = target.site.slug in results
                     self.result.patched += int(patched)
                     if d.forward:
@@ -456,7 +541,47 @@ class _Tick:
                             generation=generation,
                         )
             audit.record_many(events[t.pk] for t in targets if t.pk in events)
+            if site_images:
+                self._set_site_images(site_images)
             self._touch()
+
+    def _unclaim(self, stopped: list[RolloutTarget], *, now: datetime) -> None:
+        """Claimed targets left unpatched because staff paused or cancelled mid-wave: back to
+        pending when paused (patched after resume), else skipped as ``rollout_cancel`` skips
+        pending ones (its audit row covers them)."""
+        if not stopped:
+            return
+        paused = Rollout.objects.filter(pk=self.rollout.pk, status=RStatus.PAUSED).exists()
+        if paused:
+            fields = {"status": TStatus.PENDING, "claim": ""}
+        else:
+            fields = {"status": TStatus.SKIPPED, "finished_at": now,
+                      "last_error": "rollout stopped before this site was patched"}  # fmt: skip
+        self._set_targets(stopped, TStatus.PATCHING, where={"generation__isnull": True}, **fields)
+
+    def _deadline(self) -> datetime:
+        """When the current wave's deadline passes (a wave not started yet starts now)."""
+        started = self.rollout.wave_started_at or clock.now()
+        return started + timedelta(seconds=self.rollout.wave_timeout_seconds)
+
+    def _retry_later(self, retries: list[tuple[RolloutTarget, str]], d: _Direction) -> dict:
+        """Targets whose patch hit a transient API error go back for the next tick: forward
+        ones to ``pending`` (claimed again), reverting ones stay unpatched (no revert
+        generation). Each is audited as ``target.retry``; returns those events by target id."""
+        events: dict[int, dict] = {}
+        for target, error in retries:
+            fields = {"last_error": d.error_prefix + error}
+            if d.forward:
+                fields |= {"status": TStatus.PENDING, "claim": ""}
+            else:
+                fields |= {"attempts": F("attempts") + 1}
+            if self._set_target(
+                target, d.claimed, where={f"{d.generation_field}__isnull": True}, **fields
+            ):
+                events[target.pk] = self._event(
+                    "target.retry", target, ok=False, message=error, **d.images(target)
+                )
+        return events
 
     @staticmethod
     def _record_origin(

@@ -36,7 +36,23 @@ def database_from_url(url: str) -> dict[str, Any]:
     if scheme != "sqlite" and not config.get("NAME"):
         raise ImproperlyConfigured("DATABASE_URL names no database (add /dbname to the URL)")
     config.setdefault("CONN_MAX_AGE", 0)
+    if scheme == "sqlite":
+        config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
     return config
+
+
+# SQLite shared by the web server, the qcluster's processes and cron (the demo, the tests):
+# - IMMEDIATE transactions take the write lock when they begin, so two transactions that
+#   both read and then write wait for each other (the busy timeout) instead of one failing
+#   at once with "database is locked" (a deferred transaction cannot upgrade its read lock
+#   while another holds the write lock; SQLite gives up without waiting). Found by the chaos
+#   run (bench/chaos): the signup sync and the engine's workers writing at once.
+# - WAL lets readers run beside the writer; the timeout outlasts a worker's longest write.
+SQLITE_OPTIONS: dict[str, Any] = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 
 
 def secret_key(value: str, *, debug: bool, testing: bool, dev_key_file: Path) -> str:

@@ -131,11 +131,11 @@ def test_broken_image_halts_in_canary_wave_and_reverts_it(
 def test_failure_budget_503_storm(budget, expected, live_sites, cluster, kubesim, kube_namespace):
     live_sites(50)
     broken = ["site-0010", "site-0020", "site-0030"]
-    for slug in broken:  # a 503 storm longer than the gateway's retry budget
+    for slug in broken:  # a 503 storm longer than the wave deadline
         kubesim.faults.add("patch", "deployments", slug, status=503)
     kubesim.reset_requests()
 
-    rollout = run(start_upgrade(Site.objects.all(), max_failures=budget), cluster)
+    rollout = run(start_upgrade(Site.objects.all(), max_failures=budget, wave_timeout=3), cluster)
 
     assert rollout.status == expected, rollout.status_message
     failed = rollout.targets.filter(status=RolloutTarget.Status.FAILED)

@@ -33,6 +33,9 @@ def test_database_urls_for_sqlite_and_postgres():
     sqlite = config.database_from_url("sqlite:////tmp/x.sqlite3")
     assert sqlite["ENGINE"] == "django.db.backends.sqlite3"
     assert sqlite["NAME"] == "/tmp/x.sqlite3"
+    # Shared by the web server, the workers and cron: writers queue instead of failing.
+    assert sqlite["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert sqlite["OPTIONS"]["timeout"] >= 20
     pg = config.database_from_url("postgres://postgres@127.0.0.1:5432/test")
     assert pg["ENGINE"] == "django.db.backends.postgresql"
     assert (pg["NAME"], pg["HOST"], pg["PORT"]) == ("test", "127.0.0.1", 5432)

@@ -1,0 +1,179 @@
+"""The processes a chaos run starts, kills and restarts: a real ``manage.py qcluster``.
+
+The qcluster runs in its own process group (``start_new_session``), so SIGKILL of the group
+takes the whole cluster down at once, as an OOM kill of its container would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ppids() -> dict[int, int]:
+    """``{pid: parent pid}`` of every process visible in /proc."""
+    out: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may contain spaces: split after it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(entry)] = int(fields[1])
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, breadth first."""
+    ppids = _ppids()
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in ppids.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _sockets_to_port(port: int) -> set[str]:
+    """``socket:[inode]`` names of TCP connections whose remote port is ``port``."""
+    names = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if int(cols[2].rsplit(":", 1)[1], 16) == port:
+                    names.add(f"socket:[{cols[9]}]")
+    return names
+
+
+def _talks_to(pid: int, sockets: set[str]) -> bool:
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
+                    return True
+    return False
+
+
+_LIVE: set[QCluster] = set()
+
+
+def kill_all() -> None:
+    """SIGKILL every qcluster this process started (from a signal handler on the way out)."""
+    for qcluster in list(_LIVE):
+        qcluster.closed = True
+        if qcluster.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(qcluster.process.pid, signal.SIGKILL)
+
+
+class QCluster:
+    """One ``manage.py qcluster`` with ``env``, logging to ``log``; start, kill, restart."""
+
+    def __init__(self, env: dict[str, str], log: IO[str], kube_port: int) -> None:
+        self.env = env
+        self.log = log
+        self.kube_port = kube_port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.closed = False
+        # Held across a restart, so close() cannot slip in between its kill and its start.
+        self._lock = threading.RLock()
+
+    def start(self) -> None:
+        with self._lock:
+            if not self.closed:
+                self._spawn()
+
+    def restart(self, down_for: float) -> None:
+        """SIGKILL the whole cluster, stay down ``down_for`` seconds, start it again."""
+        with self._lock:
+            self.kill()
+            time.sleep(down_for)
+            self.start()
+
+    def close(self) -> None:
+        """Kill the cluster for good (waits for a restart in progress); start() is a no-op."""
+        with self._lock:
+            self.closed = True
+            self.kill()
+            _LIVE.discard(self)
+
+    def _spawn(self) -> None:
+        _LIVE.add(self)
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.starts += 1
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group and wait for the cluster to be gone."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        # Orphans of the group (workers whose parent died first) go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM: django-q2 finishes running tasks first)."""
+        self.kill(signal.SIGTERM)
+
+    def kill_worker(self, pick: float, wait: float = 15.0) -> str:
+        """SIGKILL one worker: a cluster process holding a connection to kubesim (it has run
+        a rollout job). ``pick`` in [0, 1) chooses among them. The pusher and the monitor
+        are spared: killing one while it holds a multiprocessing queue's lock can wedge the
+        whole cluster (seen with seed 8 at 300 sites; see the README's chaos notes), which a
+        liveness probe must catch, not the engine. Waits up to ``wait`` seconds for a worker
+        to have run a job. Returns what was killed ("" for nothing)."""
+        workers: list[int] = []
+        deadline = time.monotonic() + wait
+        while not workers and time.monotonic() < deadline:
+            with self._lock:
+                if self.alive and self.process is not None:
+                    below = set(descendants(self.process.pid))
+                    below -= _direct_children(self.process.pid)
+                    sockets = _sockets_to_port(self.kube_port)
+                    workers = sorted(p for p in below if _talks_to(p, sockets))
+            if not workers:
+                time.sleep(0.5)
+        if not workers:
+            return ""  # no worker ran a rollout job in time: nothing killed
+        victim = workers[int(pick * len(workers)) % len(workers)]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+        return f"worker {victim}"
+
+
+def _direct_children(pid: int) -> set[int]:
+    return {p for p, parent in _ppids().items() if parent == pid}
