@@ -165,8 +165,9 @@ def images_agree(sim: KubeSim, namespace: str, initial: str) -> Check:
 def audit_trails() -> Check:
     """Every target's audit trail is complete and in order: its ``target.*`` events, in id
     order, are one of the sequences allowed for its final status (``TRAILS``), and they fall
-    between its rollout's ``rollout.start`` (after ``rollout.create``, if audited) and the
-    event that closed the rollout (``CLOSING``), which is the rollout's last event. Only a
+    between its rollout's ``rollout.start`` (after ``rollout.create`` and ``rollout.approve``,
+    if audited) and the event that closed the rollout (``CLOSING``), which is the rollout's
+    last event. Only a
     cancel may be followed by target events: those of the tick that was patching when staff
     cancelled (the engine stops it within one chunk of patches)."""
     from audit.models import AuditEvent
@@ -180,6 +181,8 @@ def audit_trails() -> Check:
     ):
         if action == "target.retry":
             continue  # a patch put back for the next tick changes nothing; any number may occur
+        if action.startswith("notice."):
+            continue  # emails about the rollout are sent by their own jobs, after it ends
         if action.startswith("target."):
             trails[(rollout_id, site_id)].append((pk, action.removeprefix("target.")))
         else:
@@ -191,6 +194,8 @@ def audit_trails() -> Check:
         closing = CLOSING.get(rollout.status)
         actions = [a for _, a in rows]
         if actions[:1] == ["rollout.create"]:
+            rows, actions = rows[1:], actions[1:]
+        if actions[:1] == ["rollout.approve"]:  # whole-fleet upgrades start on approval
             rows, actions = rows[1:], actions[1:]
         if not rows or actions[0] != "rollout.start" or closing is None or actions[-1] != closing:
             bad.append(f"#{rollout.pk} {rollout.status}: rollout events {actions}")

@@ -34,6 +34,20 @@ from kubesim import KubeSim
 
 NAMESPACE = "chaos-sites"
 ACTOR = "system:chaos"
+
+
+def chaos_approver():
+    """The staff member who approves the run's whole-fleet upgrades (not their creator)."""
+    from django.contrib.auth.models import Permission, User
+
+    user, created = User.objects.get_or_create(
+        username="chaos-approver", defaults={"is_staff": True}
+    )
+    if created:
+        user.user_permissions.add(Permission.objects.get(codename="approve_rollout"))
+    return User.objects.get(pk=user.pk)  # fresh: permissions are cached per instance
+
+
 CRON_EVERY = 1.0  # seconds between two "the schedule fired" nudges of a lease-less rollout
 
 
@@ -236,7 +250,12 @@ class Driver:
             excused = set(rollout.targets.filter(wave=0).values_list("site__slug", flat=True))
         self.sim.reset_availability([NAMESPACE])
         started = time.monotonic()
-        services.rollout_start(rollout=rollout, actor=ACTOR)
+        if rollout.approval_required:  # whole-fleet upgrades: a second staff member approves
+            from rollouts import approvals
+
+            approvals.rollout_approve(rollout=rollout, actor=chaos_approver())
+        else:
+            services.rollout_start(rollout=rollout, actor=ACTOR)
         paused = step.pause_at is None
         cancelled = step.cancel_at is None
         while True:
