@@ -8,13 +8,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import Schedule
@@ -24,43 +22,19 @@ from rollouts import services
 from rollouts.models import Rollout, RolloutTarget
 from sites.models import Site
 from subscribie_admin.schedules import ensure_schedules
+from tests.fixtures.qcluster import spawn_qcluster
 from tests.fixtures.sites import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
-    user = db.get("USER") or "postgres"
-    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
-
-
 def start_qcluster(settings, kubesim, log) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
-    env.update(
-        DEBUG="1",
-        DATABASE_URL=database_url(),
-        KUBECONFIG=str(kubesim.kubeconfig_path),
-        SITES_NAMESPACE=settings.SITES_NAMESPACE,
-        SITES_BASE_DOMAIN=settings.SITES_BASE_DOMAIN,
-        KUBE_QPS="0",
-        # Short jobs and leases so a lost chain is picked up within the test's patience.
-        ROLLOUT_JOB_SECONDS="2",
-        ROLLOUT_LEASE_SECONDS="4",
-        Q_WORKERS="2",
-    )
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: SIGKILL takes every worker with it
-    )
+    # Short jobs and leases so a lost chain is picked up within the test's patience.
+    return spawn_qcluster(
+        settings, str(kubesim.kubeconfig_path), log,
+        ROLLOUT_JOB_SECONDS="2", ROLLOUT_LEASE_SECONDS="4",
+    )  # fmt: skip
 
 
 def kill(process: subprocess.Popen, sig=signal.SIGKILL) -> None:
