@@ -14,7 +14,7 @@ import pytest
 from bench.chaos.plan import FAULT_KINDS, ChaosConfig
 from bench.chaos.report import render
 from bench.chaos.scenario import run_chaos
-from tests.test_rollout_crash import database_url
+from tests.fixtures.qcluster import database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(150)]
 
