@@ -1053,13 +1053,28 @@ class _Tick:
         """Targets a crashed tick left in ``patching`` when the rollout stopped: did it patch?"""
         listing = self._list(orphans)
         now = clock.now()
+        events = []
+        site_images: dict[int, str] = {}
         with transaction.atomic():
             for target in orphans:
                 snap = listing.get(target.site.slug)
                 if snap is not None and snap.image == target.to_image and target.from_image:
-                    self._set_target(
+                    # The crashed tick did patch it: record what it could not (the patch's
+                    # audit row, the site's image), as its own settle would have.
+                    if self._set_target(
                         target, TStatus.PATCHING, status=TStatus.WAITING, generation=snap.generation
-                    )
+                    ):
+                        site_images[target.site_id] = target.to_image
+                        events.append(
+                            self._event(
+                                "target.patched",
+                                target,
+                                message="patched by a tick that did not finish",
+                                **FORWARD.images(target),
+                                **FORWARD.revisions(target),
+                                generation=snap.generation,
+                            )
+                        )
                 else:
                     self._set_target(
                         target,
@@ -1068,6 +1083,9 @@ class _Tick:
                         finished_at=now,
                         last_error="rollout stopped before this site was patched",
                     )
+            audit.record_many(events)
+            if site_images:
+                self._set_site_images(site_images)
 
     def _finish_revert(self) -> TickResult:
         rollout = self.rollout

@@ -117,3 +117,36 @@ def test_cancel_mid_wave_stops_patching_within_one_chunk(live_sites, cluster, ku
     assert statuses["waiting"] + statuses["succeeded"] == applied
     stopped = rollout.targets.filter(last_error="rollout stopped before this site was patched")
     assert stopped.exists()  # the claimed but unpatched ones, besides the pending ones
+
+
+def test_a_crashed_ticks_patch_is_audited_when_a_revert_settles_it(live_sites, cluster, kubesim):
+    """Chaos seed 10 at 300 sites: a worker killed mid-patch, then cancel-and-revert. The
+    revert found the patched sites in ``patching`` and reverted them, but their trail held
+    only ``target.reverted``: the patch itself was never audited, nor the site's image."""
+    live_sites(2)
+    rollout = start(Site.objects.all(), waves="100%")
+    first, second = rollout.targets.order_by("position")
+    for target in (first, second):  # claimed by a tick that then died
+        RolloutTarget.objects.filter(pk=target.pk).update(
+            status=RolloutTarget.Status.PATCHING,
+            from_image=target.site.image,
+            from_revision=1,
+            claim="dead",
+        )
+    cluster.set_image(first.site.slug, V2, change_cause="the tick that died")
+    Rollout.objects.filter(pk=rollout.pk).update(lease_owner="", lease_until=None)
+    services.rollout_cancel(rollout=rollout, actor="tester", revert=True, enqueue=False)
+
+    rollout = engine.run_until_settled(rollout.pk, cluster=cluster, poll=0.05).rollout
+
+    assert rollout.status == Rollout.Status.REVERTED
+    trail = list(
+        AuditEvent.objects.filter(rollout=rollout, site=first.site)
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert trail == ["target.patched", "target.reverted"]
+    assert not AuditEvent.objects.filter(rollout=rollout, site=second.site).exists()
+    assert {s.image for s in cluster.list_sites().values()} == {
+        Site.objects.get(pk=second.site_id).image
+    }
