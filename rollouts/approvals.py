@@ -26,8 +26,8 @@ from django.utils import timezone
 
 import audit
 from rollouts import notices
-from rollouts.models import Rollout, RolloutTarget
-from rollouts.services import RolloutError, rollout_start
+from rollouts.models import Rollout
+from rollouts.services import RolloutError, rollout_start, skip_unpatched_targets
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -162,19 +162,13 @@ def rollout_decline(
         ).update(status=Rollout.Status.DECLINED, status_message=message, finished_at=now)
         if changed != 1:
             raise ApprovalError(f"rollout #{rollout.pk} changed meanwhile; it was not declined")
-        _skip_pending(rollout, "rollout declined", now)
+        skip_unpatched_targets(rollout, why="rollout declined", now=now)
         rollout.refresh_from_db()
         audit.record(
             action="rollout.decline", actor=actor, rollout=rollout, message=message,
             data={"created_by": rollout.actor_label},
         )  # fmt: skip
     return rollout
-
-
-def _skip_pending(rollout: Rollout, why: str, now: datetime) -> None:
-    RolloutTarget.objects.filter(rollout=rollout, status=RolloutTarget.Status.PENDING).update(
-        status=RolloutTarget.Status.SKIPPED, last_error=why, finished_at=now
-    )
 
 
 def rollouts_expire_unapproved(*, now: datetime | None = None) -> list[int]:
@@ -195,7 +189,7 @@ def rollouts_expire_unapproved(*, now: datetime | None = None) -> list[int]:
                 pk=rollout.pk, status=Rollout.Status.DRAFT, approved_at__isnull=True
             ).update(status=Rollout.Status.EXPIRED, status_message=message, finished_at=now)
             if changed:
-                _skip_pending(rollout, "approval expired", now)
+                skip_unpatched_targets(rollout, why="approval expired", now=now)
                 audit.record(
                     action="rollout.expire", actor=SCHEDULE_ACTOR, rollout=rollout,
                     ok=False, message=message,

@@ -28,6 +28,7 @@ from notices.services import Draft, notices_create, render
 from rollouts.models import Rollout, RolloutTarget
 
 logger = logging.getLogger(__name__)
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"  # where permissions are stored
 
 
 def _never_fail(what: str, hook: Callable[[], object]) -> None:
@@ -47,10 +48,16 @@ def admin_url(rollout: Rollout) -> str:
 def staff_addresses(perm: str, *, exclude_user_id: int | None = None) -> list[str]:
     """Emails of active staff holding ``perm`` (directly, by group or as superuser), plus
     ``NOTICE_STAFF_EMAILS``."""
-    users = get_user_model().objects.filter(is_active=True, is_staff=True).exclude(email="")
+    # One query (Django's with_perm: direct, by group or superuser), not has_perm per user.
+    users = (
+        get_user_model()
+        .objects.with_perm(perm, is_active=True, backend=MODEL_BACKEND)
+        .filter(is_staff=True)
+        .exclude(email="")
+    )
     if exclude_user_id is not None:
         users = users.exclude(pk=exclude_user_id)
-    found = {user.email for user in users if user.has_perm(perm)}
+    found = set(users.values_list("email", flat=True))
     found.update(getattr(settings, "NOTICE_STAFF_EMAILS", []))
     return sorted(found)
 

@@ -52,7 +52,7 @@ class WaveSection:
 
     @property
     def failed(self) -> int:
-        return sum(self.progress.count(status) for status in FAILED_STATUSES)
+        return self.progress.failed
 
     @property
     def succeeded_percent(self) -> int:
@@ -93,7 +93,7 @@ class RolloutPage:
 
     @property
     def failed(self) -> int:
-        return sum(self.progress.count(status) for status in FAILED_STATUSES)
+        return self.progress.failed
 
 
 def _page_number(value: str | None, pages: int) -> int:
@@ -132,8 +132,8 @@ def wave_pages(
             .select_related("site")
             .only(
                 *("id", "wave", "position", "status", "from_image", "from_revision", "to_image"),
-                *("attempts", "last_error", "patched_at", "finished_at"),
-                *("site__slug", "site__canary", "site__image"),
+                *("attempts", "last_error", "patched_at", "finished_at", "window_opens_at"),
+                *("site__slug", "site__canary", "site__image", "site__maintenance_window"),
             )
             .annotate(
                 failed_first=failed_first,

@@ -85,6 +85,11 @@ class _StatusCounts:
     def settled(self) -> int:
         return sum(self.counts.get(status, 0) for status in SETTLED_STATUSES)
 
+    @property
+    def failed(self) -> int:
+        """Failed forward or failed to revert (``FAILED_STATUSES``)."""
+        return sum(self.counts.get(status, 0) for status in FAILED_STATUSES)
+
     def count(self, status: str) -> int:
         return self.counts.get(status, 0)
 

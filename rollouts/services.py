@@ -499,6 +499,14 @@ def rollout_resume(*, rollout: Rollout, actor: Actor, enqueue: bool = True) -> R
     return rollout
 
 
+def skip_unpatched_targets(rollout: Rollout, *, why: str, now: datetime) -> int:
+    """Targets of ``rollout`` not patched yet (pending, waiting for a window) -> skipped with
+    ``why``; returns how many. For a rollout that stops before reaching them."""
+    return RolloutTarget.objects.filter(
+        rollout=rollout, status__in=RolloutTarget.UNPATCHED_STATUSES
+    ).update(status=RolloutTarget.Status.SKIPPED, last_error=why, finished_at=now)
+
+
 def rollout_cancel(
     *, rollout: Rollout, actor: Actor, revert: bool = False, enqueue: bool = True
 ) -> Rollout:
@@ -523,11 +531,7 @@ def rollout_cancel(
             refused="is already finished; it was not cancelled",
             **fields,
         )
-        skipped = RolloutTarget.objects.filter(
-            rollout=rollout, status__in=RolloutTarget.UNPATCHED_STATUSES
-        ).update(
-            status=RolloutTarget.Status.SKIPPED, last_error="rollout cancelled", finished_at=now
-        )
+        skipped = skip_unpatched_targets(rollout, why="rollout cancelled", now=now)
         audit.record(
             action="rollout.cancel",
             actor=actor,
