@@ -16,25 +16,13 @@ from kubernetes.client.rest import ApiException
 
 from tests.fixtures.any_cluster import KubeTarget
 
+from . import on_target
 from .support import site_deployment, wait_for, wait_rolled_out
 
 pytestmark = pytest.mark.contract
-
-
-@pytest.fixture
-def kube_namespace(kube_target: KubeTarget) -> str:
-    return kube_target.namespace
-
-
-@pytest.fixture
-def kube_api_client(kube_target: KubeTarget):
-    import kubernetes
-
-    api_client = kubernetes.config.new_client_from_config(kube_target.kubeconfig)
-    try:
-        yield api_client
-    finally:
-        api_client.close()
+# The official client on kube_target (kubesim, or the real control plane in make test-real).
+kube_namespace = on_target.kube_namespace
+kube_api_client = on_target.kube_api_client
 
 
 def test_discovery_and_version(kube_api_client: client.ApiClient) -> None:

@@ -16,32 +16,19 @@ import pytest
 from kubernetes import client
 
 from kubesim import protobuf, protobuf_schema
-from tests.fixtures.any_cluster import KubeTarget
 
+from . import on_target
 from .support import wait_rolled_out
 
 pytestmark = pytest.mark.contract
+# The official client on kube_target (kubesim, or the real control plane in make test-real).
+kube_namespace = on_target.kube_namespace
+kube_api_client = on_target.kube_api_client
 
 CORE = "k8s.io.api.core.v1"
 APPS = "k8s.io.api.apps.v1"
 JSON = {"Accept": "application/json"}
 PROTOBUF_ONLY = {"Accept": protobuf.MEDIA_TYPE}
-
-
-@pytest.fixture
-def kube_namespace(kube_target: KubeTarget) -> str:
-    return kube_target.namespace
-
-
-@pytest.fixture
-def kube_api_client(kube_target: KubeTarget):
-    import kubernetes
-
-    api_client = kubernetes.config.new_client_from_config(kube_target.kubeconfig)
-    try:
-        yield api_client
-    finally:
-        api_client.close()
 
 
 @pytest.fixture(scope="module")
