@@ -204,12 +204,13 @@ def _send_one(notice: Notice, connection: Any, now: datetime, report: SendReport
             report.sent += 1
             return
         gave_up = attempts >= _setting("NOTICE_MAX_ATTEMPTS", 6)
-        retry_at = None if gave_up else (now + retry_delay(attempts)).isoformat()
+        next_attempt_at = now + retry_delay(attempts)
+        retry_at = None if gave_up else next_attempt_at.isoformat()
         Notice.objects.filter(pk=notice.pk, status=Notice.Status.SENDING).update(
             status=Notice.Status.FAILED if gave_up else Notice.Status.PENDING,
             attempts=attempts,
             last_error=error,
-            next_attempt_at=now + retry_delay(attempts),
+            next_attempt_at=next_attempt_at,
             claimed_until=None,
         )
         audit.record(

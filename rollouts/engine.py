@@ -808,19 +808,20 @@ class _Tick:
             return False
         now = clock.now()
         if rollout.bake_started_at is None:
-            changed = Rollout.objects.filter(
-                pk=rollout.pk, status=RStatus.RUNNING, current_wave=wave,
-                bake_started_at__isnull=True,
-            ).update(bake_started_at=now, last_progress_at=now)  # fmt: skip
-            if changed:
-                rollout.bake_started_at = now
-                audit.record(
-                    action="rollout.bake",
-                    actor=ENGINE_ACTOR,
-                    rollout=rollout,
-                    message=f"wave {wave + 1} healthy; baking for {rollout.bake_seconds}s",
-                    data={"wave": wave + 1, "bake_seconds": rollout.bake_seconds},
-                )
+            with transaction.atomic():  # the CAS and its audit row together
+                changed = Rollout.objects.filter(
+                    pk=rollout.pk, status=RStatus.RUNNING, current_wave=wave,
+                    bake_started_at__isnull=True,
+                ).update(bake_started_at=now, last_progress_at=now)  # fmt: skip
+                if changed:
+                    rollout.bake_started_at = now
+                    audit.record(
+                        action="rollout.bake",
+                        actor=ENGINE_ACTOR,
+                        rollout=rollout,
+                        message=f"wave {wave + 1} healthy; baking for {rollout.bake_seconds}s",
+                        data={"wave": wave + 1, "bake_seconds": rollout.bake_seconds},
+                    )
             self.result.advanced = True
             return True
         since = max(rollout.bake_started_at, rollout.wave_started_at or rollout.bake_started_at)
