@@ -220,6 +220,8 @@ def _tick(rollout_id: int, cluster: Cluster | None, watch: SiteWatch | None) -> 
         return _Tick(rollout, cluster, watch).forward()
     if rollout.status == RStatus.REVERTING:
         return _Tick(rollout, cluster, watch).revert()
+    if rollout.targets.filter(status=TStatus.PATCHING).exists():
+        return _Tick(rollout, cluster, watch).settle_stopped()
     return TickResult(rollout_id, rollout.status, finished=True)
 
 
@@ -1050,8 +1052,27 @@ class _Tick:
             self._observe(reverting, REVERT, deadlines=True)
         return self.result
 
+    def settle_stopped(self) -> TickResult:
+        """A finished rollout (cancelled without revert, halted) whose tick died mid-patch:
+        record what that tick patched, as the revert does before it starts. Holding the lease
+        proves the tick that claimed them is gone."""
+        orphans = list(
+            self.targets()
+            .filter(status=TStatus.PATCHING)
+            .select_related("site")
+            .only(*_target_fields())
+        )
+        self._settle_orphans(orphans)
+        self.result.status = self.rollout.status
+        self.result.finished = True
+        return self.result
+
     def _settle_orphans(self, orphans: list[RolloutTarget]) -> None:
-        """Targets a crashed tick left in ``patching`` when the rollout stopped: did it patch?"""
+        """Targets a crashed tick left in ``patching`` when the rollout stopped: did it patch?
+
+        Patched ones become ``waiting`` with the patch's audit row and the site's image (a
+        cancelled rollout keeps them, as it keeps every site it had patched); the rest are
+        skipped."""
         listing = self._list(orphans)
         now = clock.now()
         events = []

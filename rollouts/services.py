@@ -542,6 +542,10 @@ def rollout_cancel(
             audit.record(action="rollout.revert", actor=actor, rollout=rollout)
             if enqueue:
                 _enqueue_tick(rollout.pk)
+        elif enqueue and rollout.targets.filter(status=RolloutTarget.Status.PATCHING).exists():
+            # Claimed mid-wave: a live tick records them itself when it sees the cancel; if
+            # the tick died, this job (or the schedule, once the lease lapses) settles them.
+            _enqueue_tick(rollout.pk)
     return rollout
 
 
@@ -722,14 +726,21 @@ def rollout_dry_run(
 
 
 def rollouts_needing_tick() -> list[int]:
-    """Running or reverting rollouts whose engine lease has expired (no live job chain)."""
+    """Rollouts whose engine lease has expired (no live job chain) that still need the engine:
+    running or reverting ones, and finished ones with targets a dead tick left claimed
+    (``patching``), which the engine settles from what the cluster runs."""
     from django.db.models import Q
 
     now = timezone.now()
+    unsettled = Q(
+        status__in=Rollout.FINISHED_STATUSES,
+        targets__status=RolloutTarget.Status.PATCHING,
+    )
     return list(
-        Rollout.objects.filter(status__in=Rollout.TICKING_STATUSES)
+        Rollout.objects.filter(Q(status__in=Rollout.TICKING_STATUSES) | unsettled)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .values_list("id", flat=True)
+        .distinct()
     )
 
 

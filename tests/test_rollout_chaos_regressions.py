@@ -1,5 +1,6 @@
-"""Defects the chaos run (bench/chaos, seed 1 at 30 sites) found in the engine, each pinned
-down on its own: a throttled API server is not a failed site, and a long tick keeps its lease.
+"""Defects the chaos run (bench/chaos; seed 1 at 30 sites, later seeds at 300) found in the
+engine, each pinned down on its own: a throttled API server is not a failed site, a long tick
+keeps its lease, a killed tick's patches are recorded whatever staff did next.
 """
 
 from __future__ import annotations
@@ -7,8 +8,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from rollouts import engine, services
@@ -150,3 +153,47 @@ def test_a_crashed_ticks_patch_is_audited_when_a_revert_settles_it(live_sites, c
     assert {s.image for s in cluster.list_sites().values()} == {
         Site.objects.get(pk=second.site_id).image
     }
+
+
+def test_a_crashed_ticks_patch_is_settled_after_a_plain_cancel(live_sites, cluster, kubesim):
+    """Chaos seeds 16 and 21 at 300 sites: a worker killed mid-patch, then cancel without
+    revert. The rollout was cancelled with the killed tick's targets still ``patching``: the
+    sites it had patched ran the new image while the database and the audit said the old one,
+    and nothing ever looked at them again. The schedule now finds such a rollout once its
+    lease lapses, and the engine settles the targets from what the cluster runs."""
+    live_sites(2)
+    rollout = start(Site.objects.all(), waves="100%")
+    first, second = rollout.targets.order_by("position")
+    for target in (first, second):  # claimed by a tick that then died
+        RolloutTarget.objects.filter(pk=target.pk).update(
+            status=RolloutTarget.Status.PATCHING,
+            from_image=target.site.image,
+            from_revision=1,
+            claim="dead",
+        )
+    cluster.set_image(first.site.slug, V2, change_cause="the tick that died")
+    old_image = second.site.image
+    services.rollout_cancel(rollout=rollout, actor="tester", enqueue=False)
+    # The dead tick's lease still stands: nothing may settle its targets yet.
+    Rollout.objects.filter(pk=rollout.pk).update(
+        lease_owner="dead", lease_until=timezone.now() + timedelta(minutes=5)
+    )
+    assert rollout.pk not in services.rollouts_needing_tick()
+    assert engine.tick(rollout.pk, cluster=cluster).busy
+    Rollout.objects.filter(pk=rollout.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert services.rollouts_needing_tick() == [rollout.pk]
+
+    result = engine.tick(rollout.pk, cluster=cluster)
+
+    assert result.finished and result.status == Rollout.Status.CANCELLED
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == (
+        RolloutTarget.Status.WAITING,
+        RolloutTarget.Status.SKIPPED,
+    )
+    assert Site.objects.get(pk=first.site_id).image == V2
+    assert Site.objects.get(pk=second.site_id).image == old_image
+    trail = AuditEvent.objects.filter(rollout=rollout, site=first.site)
+    assert list(trail.values_list("action", flat=True)) == ["target.patched"]
+    assert services.rollouts_needing_tick() == []  # settled: the schedule leaves it alone

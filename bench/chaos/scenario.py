@@ -220,13 +220,27 @@ class Driver:
         from rollouts.models import Rollout
 
         lapsed = rollout.lease_until is None or rollout.lease_until < timezone.now()
-        if rollout.status not in Rollout.TICKING_STATUSES or not lapsed:
+        needs_engine = rollout.status in Rollout.TICKING_STATUSES or self.unsettled(rollout)
+        if not needs_engine or not lapsed:
             return
         if time.monotonic() - self._last_cron < CRON_EVERY:
             return
         self._last_cron = time.monotonic()
         async_task("rollouts.tasks.tick_active_rollouts", task_name="chaos-cron")
         self.cron_runs += 1
+
+    @staticmethod
+    def unsettled(rollout) -> bool:
+        """Finished, but with targets a killed tick left claimed (the engine settles them)."""
+        from rollouts.models import Rollout, RolloutTarget
+
+        return (
+            rollout.status in Rollout.FINISHED_STATUSES
+            and rollout.targets.filter(status=RolloutTarget.Status.PATCHING).exists()
+        )
+
+    def ended(self, rollout) -> bool:
+        return rollout.status in rollout.FINISHED_STATUSES and not self.unsettled(rollout)
 
     @staticmethod
     def touched_fraction(rollout_id: int) -> float:
@@ -260,7 +274,7 @@ class Driver:
         cancelled = step.cancel_at is None
         while True:
             rollout.refresh_from_db()
-            if rollout.status in Rollout.FINISHED_STATUSES:
+            if self.ended(rollout):
                 break
             if time.monotonic() - started > self.config.time_limit:
                 break
@@ -287,7 +301,7 @@ class Driver:
             self.cron(rollout)
             time.sleep(0.2)
         rollout.refresh_from_db()
-        if rollout.status in Rollout.FINISHED_STATUSES:
+        if self.ended(rollout):
             self.done.append(rollout.pk)
         return StepResult(
             step,
@@ -295,7 +309,7 @@ class Driver:
             rollout.status,
             rollout.status_message,
             round(time.monotonic() - started, 1),
-            finished=rollout.status in Rollout.FINISHED_STATUSES,
+            finished=self.ended(rollout),
             availability=self.sim.availability(NAMESPACE),
             excused=excused,
         )
@@ -422,11 +436,11 @@ def _finish_late(driver: Driver, result: StepResult) -> None:
     deadline = time.monotonic() + driver.config.time_limit / 2
     while time.monotonic() < deadline:
         rollout.refresh_from_db()
-        if rollout.status in Rollout.FINISHED_STATUSES:
+        if driver.ended(rollout):
             break
         driver.cron(rollout)
         time.sleep(0.2)
-    result.finished = rollout.status in Rollout.FINISHED_STATUSES
+    result.finished = driver.ended(rollout)
     result.status = f"{rollout.status} (late)"
 
 
