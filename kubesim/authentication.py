@@ -1,10 +1,11 @@
 """authentication.k8s.io/v1: SelfSubjectReview (``kubectl auth whoami``) and TokenRequest
 (``kubectl create token SA``, the ``serviceaccounts/{name}/token`` subresource).
 
-kubesim authenticates no one (kubesim/authorization.py): whoever asks is answered as the
-cluster admin its kubeconfig names. A TokenRequest gets a JWT-shaped token whose claims are the
-ones a real server puts in (issuer, audience, subject, expiry, the bound ServiceAccount), signed
-by nobody: kubesim accepts any bearer token, and nothing verifies the signature.
+A TokenRequest gets a JWT-shaped token whose claims are the ones a real server puts in
+(issuer, audience, subject, expiry, the bound ServiceAccount), signed by nobody. A request
+carrying one acts as that ServiceAccount, with exactly what RBAC grants it (kubesim/rbac.py);
+every other caller is the cluster admin kubesim's kubeconfig names. SelfSubjectReview answers
+with whoever the request acts as.
 """
 
 from __future__ import annotations
@@ -18,23 +19,19 @@ from typing import Any
 
 from .errors import bad_request
 
-ADMIN = {
-    "username": "kubesim-admin",
-    "groups": ["system:masters", "system:authenticated"],
-}
 DEFAULT_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 DEFAULT_EXPIRATION = 3600
 
 
-def self_subject_review(body: Any) -> dict[str, Any]:
-    """The created review: who the caller is (the admin, in kubesim)."""
+def self_subject_review(body: Any, user_info: dict[str, Any]) -> dict[str, Any]:
+    """The created review: who the caller is (``user_info``, kubesim/rbac.py's User.info())."""
     if not isinstance(body, dict):
         raise bad_request("the body of the request must be a JSON object")
     return {
         "kind": "SelfSubjectReview",
         "apiVersion": "authentication.k8s.io/v1",
         "metadata": {"creationTimestamp": _rfc3339(time.time())},
-        "status": {"userInfo": dict(ADMIN)},
+        "status": {"userInfo": user_info},
     }
 
 

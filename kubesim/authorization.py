@@ -5,15 +5,14 @@
 API server answers 201 with the request and a computed ``status``
 (``pkg/registry/authorization/selfsubjectaccessreview/rest.go``).
 
-kubesim authenticates no one and emulates no RBAC: every request it serves is allowed, as for
-a cluster admin (``system:masters``) on a real cluster. So the answer is the admin's, for
-whichever identity asks: a SelfSubjectAccessReview gets ``{"allowed": true}`` (no reason: the
-masters group is allowed before RBAC is consulted), a SelfSubjectRulesReview the cluster-admin
-rules ``*`` on ``*.*`` and on every non-resource URL, with ``spec`` left empty and 400 ``no
-namespace on request`` without ``spec.namespace``, as a real v1.37.2 server answers. Roles and
-RoleBindings are stored (``kubectl create role`` works) but not enforced
-(deploy/kubernetes/rbac.yaml is checked against kubesim's request log instead, in
-tests/test_deploy_rbac.py).
+Both answer for whoever the request acts as (kubesim/rbac.py): the cluster admin
+(``system:masters``) gets ``{"allowed": true}`` (no reason: the masters group is allowed before
+RBAC is consulted) and the cluster-admin rules ``*`` on ``*.*`` and on every non-resource URL;
+a ServiceAccount token or an impersonated user (``kubectl auth can-i --as ...``) gets what the
+stored Roles, ClusterRoles and their bindings grant, with the real authorizer's reason
+(``RBAC: allowed by RoleBinding "x/ns" of Role "y" to ServiceAccount "sa/ns"``). A rules
+review has ``spec`` left empty and answers 400 ``no namespace on request`` without
+``spec.namespace``, as a real v1.37.2 server does.
 
 client-go sends the reviews ``kubectl auth can-i`` creates in protobuf
 (``Request.UseProtobufAsDefault``); kubesim/protobuf.py decodes them into the same dict as the
@@ -24,14 +23,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import rbac
 from .errors import bad_request, invalid
 from .resources import ResourceType
 
-REASON = "kubesim allows every request: it emulates no RBAC (like --authorization-mode=AlwaysAllow)"
+_ADMIN_RULES = {
+    "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+    "incomplete": False,
+}
+_RESOURCE_RULE_FIELDS = ("verbs", "apiGroups", "resources", "resourceNames")
 
 
-def review(rt: ResourceType, body: Any) -> dict[str, Any]:
-    """The created review: ``body`` (validated) with ``status`` filled in."""
+def review(rt: ResourceType, body: Any, user: rbac.User, bindings: rbac.Bindings) -> dict[str, Any]:
+    """The created review of what ``user`` may do: ``body`` (validated) with ``status``."""
     if not isinstance(body, dict):
         raise bad_request("the body of the request must be a JSON object")
     kind = body.get("kind")
@@ -57,16 +62,16 @@ def review(rt: ResourceType, body: Any) -> dict[str, Any]:
                     )
                 ],
             )
-        status: dict[str, Any] = {"allowed": True}
+        allowed, reason = rbac.authorize(user, _attributes(spec), bindings)
+        status: dict[str, Any] = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
     else:
-        if not spec.get("namespace"):
+        namespace = spec.get("namespace")
+        if not namespace:
             raise bad_request("no namespace on request")
         spec = {}  # the rules review answers with status only
-        status = {
-            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-            "incomplete": False,
-        }
+        status = _ADMIN_RULES if user.privileged else _rules(user, str(namespace), bindings)
     meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
     return {
         "kind": rt.kind,
@@ -74,4 +79,35 @@ def review(rt: ResourceType, body: Any) -> dict[str, Any]:
         "metadata": {k: v for k, v in meta.items() if k not in ("resourceVersion", "uid")},
         "spec": spec,
         "status": status,
+    }
+
+
+def _attributes(spec: dict[str, Any]) -> rbac.Attributes:
+    res = spec.get("resourceAttributes")
+    if isinstance(res, dict):
+        return rbac.Attributes(
+            verb=str(res.get("verb") or ""),
+            group=str(res.get("group") or ""),
+            resource=str(res.get("resource") or ""),
+            subresource=str(res.get("subresource") or ""),
+            namespace=str(res.get("namespace") or ""),
+            name=str(res.get("name") or ""),
+        )
+    non = spec["nonResourceAttributes"]
+    return rbac.Attributes(verb=str(non.get("verb") or ""), path=str(non.get("path") or ""))
+
+
+def _rules(user: rbac.User, namespace: str, bindings: rbac.Bindings) -> dict[str, Any]:
+    resource_rules, non_resource_rules = [], []
+    for rule in rbac.rules_for(user, namespace, bindings):
+        if rule.get("nonResourceURLs"):
+            non_resource_rules.append(
+                {"verbs": rule.get("verbs") or [], "nonResourceURLs": rule["nonResourceURLs"]}
+            )
+        else:
+            resource_rules.append({k: rule[k] for k in _RESOURCE_RULE_FIELDS if rule.get(k)})
+    return {
+        "resourceRules": resource_rules,
+        "nonResourceRules": non_resource_rules,
+        "incomplete": False,
     }

@@ -254,8 +254,8 @@ TYPES: list[ResourceType] = [
         ("status",),
         ("all",),
     ),
-    # Stored only: kubesim authorizes every request whatever RBAC objects say (authorization.py),
-    # and no disruption controller fills a PodDisruptionBudget's status.
+    # RBAC objects are read by kubesim/rbac.py for every request not made by the admin; no
+    # disruption controller fills a PodDisruptionBudget's status.
     ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
     ResourceType(
         "rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", True

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import authentication, authorization, discovery, kubelet, openapi, protobuf, tables
+from . import authentication, authorization, discovery, kubelet, openapi, protobuf, rbac, tables
 from .api import PATCH_TYPES, now_iso
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media_type
 from .hooks import WRITE_VERBS
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .sim import KubeSim
 
 _TRUE = ("true", "1", "True")
+RBAC_GROUP = "rbac.authorization.k8s.io"
 _REASONS = {
     429: "TooManyRequests",
     500: "InternalError",
@@ -234,6 +235,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- non-resource endpoints --------------------------------------------------------------------
     def _non_resource(self, method: str, path: str, parts: list[str]) -> None:
+        # Who asks is checked (a stale token gets 401), what they ask is not: every path served
+        # here is one the bootstrap policy lets any authenticated user read (system:discovery).
+        self._user()
         if method != "GET":
             raise not_found("", "", path)
         host = f"{self.server.server_address[0]}:{self.server.server_address[1]}"
@@ -332,6 +336,12 @@ class Handler(BaseHTTPRequestHandler):
         resource = rt.plural + (f"/{sub}" if sub else "")
         log = sim.request_log
         log.record(verb, resource, ns, name)
+        user = self._user()
+        if not user.privileged:
+            attrs = rbac.Attributes(verb, rt.group, rt.plural, sub or "", ns or "", name or "")
+            allowed, reason = rbac.authorize(user, attrs, self._bindings())
+            if not allowed:
+                raise rbac.forbidden(user, attrs, reason)
         journal = log.journaling and verb in WRITE_VERBS and not connect and not rt.virtual
         rule = sim.faults.take(verb, rt.plural, ns, name, sub)
         if rule is not None and rule.latency:
@@ -355,9 +365,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if rt.virtual:
             if rt.group == "authentication.k8s.io":
-                review = authentication.self_subject_review(self._json(body))
+                review = authentication.self_subject_review(self._json(body), user.info())
             else:
-                review = authorization.review(rt, self._json(body))
+                review = authorization.review(rt, self._json(body), user, self._bindings())
             self._send(201, dumps(review))
             return
         try:
@@ -374,6 +384,22 @@ class Handler(BaseHTTPRequestHandler):
             return
         if payload is not None:
             self._send(code, payload)
+
+    def _user(self) -> rbac.User:
+        """Who this request acts as (kubesim/rbac.py); 401 or 403 when that cannot be."""
+        store = self.server.sim.api.store
+
+        def service_account(namespace: str, name: str) -> dict[str, Any] | None:
+            return store.get(SERVICEACCOUNTS.key, namespace, name)
+
+        return rbac.identify(self.headers, service_account, self._bindings())
+
+    def _bindings(self) -> rbac.Bindings:
+        store = self.server.sim.api.store
+        return rbac.Bindings(
+            list=lambda plural, ns: store.iter(f"{plural}.{RBAC_GROUP}", ns),
+            get=lambda plural, ns, name: store.get(f"{plural}.{RBAC_GROUP}", ns, name),
+        )
 
     def _pod_connect(self, route: Route, query: dict[str, str]) -> None:
         """pods/{name}/log, exec, attach, portforward: see kubesim/kubelet.py."""

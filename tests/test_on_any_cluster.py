@@ -19,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 from django.core.management import call_command
 from kubernetes import client as k8s
 
@@ -33,13 +32,13 @@ from sites.services import signups_approve, site_deploy, sites_refresh_status, s
 from sites.sync import signups_sync
 from tests.fixtures.any_cluster import KubeTarget
 from tests.fixtures.couchdb import signup_doc
+from tests.fixtures.identities import admin_role_docs, token_kubeconfig
 from tests.fixtures.rollouts import start_approved
 from tests.fixtures.sites import wait_until
 
 V1 = "subscribie/subscribie:v1"
 V2 = "subscribie/subscribie:v2"
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
-RBAC = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes" / "rbac.yaml"
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
@@ -203,47 +202,19 @@ def test_a_site_changed_by_hand_is_reported_as_drift(
 
 def bind_admin_role(api_client, namespace: str) -> str:
     """deploy/kubernetes/rbac.yaml's Role, bound to a new ServiceAccount; returns its token."""
-    docs = {doc["kind"]: doc for doc in yaml.safe_load_all(RBAC.read_text())}
-    role = docs["Role"]
-    role["metadata"]["namespace"] = namespace
+    account, role, binding = admin_role_docs(namespace, "fleet-admin")
     core, rbac = k8s.CoreV1Api(api_client), k8s.RbacAuthorizationV1Api(api_client)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "fleet-admin"}})
+    core.create_namespaced_service_account(namespace, account)
     rbac.create_namespaced_role(namespace, role)
-    binding = docs["RoleBinding"]
-    binding["metadata"]["namespace"] = namespace
-    binding["subjects"] = [
-        {"kind": "ServiceAccount", "name": "fleet-admin", "namespace": namespace}
-    ]
     rbac.create_namespaced_role_binding(namespace, binding)
     request = {"spec": {"audiences": [], "expirationSeconds": 3600}}
     token = core.create_namespaced_service_account_token("fleet-admin", namespace, request)
     return token.status.token
 
 
-def token_kubeconfig(admin_kubeconfig: str, token: str, dest: Path) -> str:
-    """The admin kubeconfig's cluster, with the ServiceAccount's token as the only user."""
-    config = yaml.safe_load(Path(admin_kubeconfig).read_text())
-    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
-    cluster = next(c for c in config["clusters"] if c["name"] == context["context"]["cluster"])
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [cluster],
-        "users": [{"name": "fleet-admin", "user": {"token": token}}],
-        "contexts": [
-            {"name": "sa", "context": {"cluster": cluster["name"], "user": "fleet-admin"}}
-        ],
-        "current-context": "sa",
-    }
-    dest.write_text(yaml.safe_dump(config))
-    return str(dest)
-
-
 def test_the_admins_role_allows_every_gateway_operation_and_refuses_reading_secrets(
     kube_target, cluster, tmp_path
 ):
-    if kube_target.kind != "real":
-        pytest.skip("kubesim authorizes every request; tests/test_deploy_rbac.py checks its log")
     token = bind_admin_role(cluster.api_client, kube_target.namespace)
     admin_kubeconfig = token_kubeconfig(kube_target.kubeconfig, token, tmp_path / "sa-kubeconfig")
     as_admin = Cluster.connect(namespace=kube_target.namespace, kubeconfig=admin_kubeconfig, qps=0)
