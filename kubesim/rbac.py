@@ -260,29 +260,23 @@ def _rule_sources(
     user: User, namespace: str, b: Bindings
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(how the real authorizer names the grant, its rules), cluster-wide bindings first."""
-    cluster_bindings = [*_BOOTSTRAP_BINDINGS, *b.list("clusterrolebindings", "")]
-    for binding in cluster_bindings:
-        subject = _matching_subject(user, binding, "")
+    cluster_wide = [*_BOOTSTRAP_BINDINGS, *b.list("clusterrolebindings", "")]
+    bound = [(binding, "") for binding in cluster_wide]
+    if namespace:
+        bound += [(binding, namespace) for binding in b.list("rolebindings", namespace)]
+    for binding, binding_namespace in bound:
+        subject = _matching_subject(user, binding, binding_namespace)
         if subject is None:
             continue
         ref = binding.get("roleRef") or {}
+        name = binding["metadata"]["name"]
+        kind = "RoleBinding" if binding_namespace else "ClusterRoleBinding"
+        where = f"{name}/{binding_namespace}" if binding_namespace else name
         source = (
-            f'ClusterRoleBinding "{binding["metadata"]["name"]}" of ClusterRole '
-            f'"{ref.get("name")}" to {_describe(subject, "")}'
+            f'{kind} "{where}" of {ref.get("kind")} "{ref.get("name")}" to '
+            f"{_describe(subject, binding_namespace)}"
         )
-        yield source, _role_rules(ref, "", b)
-    if not namespace:
-        return
-    for binding in b.list("rolebindings", namespace):
-        subject = _matching_subject(user, binding, namespace)
-        if subject is None:
-            continue
-        ref = binding.get("roleRef") or {}
-        source = (
-            f'RoleBinding "{binding["metadata"]["name"]}/{namespace}" of {ref.get("kind")} '
-            f'"{ref.get("name")}" to {_describe(subject, namespace)}'
-        )
-        yield source, _role_rules(ref, namespace, b)
+        yield source, _role_rules(ref, binding_namespace, b)
 
 
 def _role_rules(ref: dict[str, Any], namespace: str, b: Bindings) -> list[dict[str, Any]]:

@@ -122,14 +122,12 @@ def test_cancel_mid_wave_stops_patching_within_one_chunk(live_sites, cluster, ku
     assert stopped.exists()  # the claimed but unpatched ones, besides the pending ones
 
 
-def test_a_crashed_ticks_patch_is_audited_when_a_revert_settles_it(live_sites, cluster, kubesim):
-    """Chaos seed 10 at 300 sites: a worker killed mid-patch, then cancel-and-revert. The
-    revert found the patched sites in ``patching`` and reverted them, but their trail held
-    only ``target.reverted``: the patch itself was never audited, nor the site's image."""
+def killed_mid_patch(live_sites, cluster) -> tuple[Rollout, RolloutTarget, RolloutTarget]:
+    """Two sites' targets claimed by a tick that died after patching only the first."""
     live_sites(2)
     rollout = start(Site.objects.all(), waves="100%")
     first, second = rollout.targets.order_by("position")
-    for target in (first, second):  # claimed by a tick that then died
+    for target in (first, second):
         RolloutTarget.objects.filter(pk=target.pk).update(
             status=RolloutTarget.Status.PATCHING,
             from_image=target.site.image,
@@ -137,6 +135,14 @@ def test_a_crashed_ticks_patch_is_audited_when_a_revert_settles_it(live_sites, c
             claim="dead",
         )
     cluster.set_image(first.site.slug, V2, change_cause="the tick that died")
+    return rollout, first, second
+
+
+def test_a_crashed_ticks_patch_is_audited_when_a_revert_settles_it(live_sites, cluster, kubesim):
+    """Chaos seed 10 at 300 sites: a worker killed mid-patch, then cancel-and-revert. The
+    revert found the patched sites in ``patching`` and reverted them, but their trail held
+    only ``target.reverted``: the patch itself was never audited, nor the site's image."""
+    rollout, first, second = killed_mid_patch(live_sites, cluster)
     Rollout.objects.filter(pk=rollout.pk).update(lease_owner="", lease_until=None)
     services.rollout_cancel(rollout=rollout, actor="tester", revert=True, enqueue=False)
 
@@ -161,17 +167,7 @@ def test_a_crashed_ticks_patch_is_settled_after_a_plain_cancel(live_sites, clust
     sites it had patched ran the new image while the database and the audit said the old one,
     and nothing ever looked at them again. The schedule now finds such a rollout once its
     lease lapses, and the engine settles the targets from what the cluster runs."""
-    live_sites(2)
-    rollout = start(Site.objects.all(), waves="100%")
-    first, second = rollout.targets.order_by("position")
-    for target in (first, second):  # claimed by a tick that then died
-        RolloutTarget.objects.filter(pk=target.pk).update(
-            status=RolloutTarget.Status.PATCHING,
-            from_image=target.site.image,
-            from_revision=1,
-            claim="dead",
-        )
-    cluster.set_image(first.site.slug, V2, change_cause="the tick that died")
+    rollout, first, second = killed_mid_patch(live_sites, cluster)
     old_image = second.site.image
     services.rollout_cancel(rollout=rollout, actor="tester", enqueue=False)
     # The dead tick's lease still stands: nothing may settle its targets yet.

@@ -80,19 +80,13 @@ def test_the_access_review_names_the_binding_that_allows(target: Target) -> None
         },
     }
 
+    def reviewed() -> dict:
+        flags = ["-o", "json", "--validate=false", "--as", user]
+        out = target.kubectl("create", "-f", "-", *flags, stdin=json.dumps(review)).stdout
+        return json.loads(out)["status"]
+
     def answered() -> dict:
-        out = target.kubectl(
-            "create",
-            "-f",
-            "-",
-            "-o",
-            "json",
-            "--validate=false",
-            "--as",
-            user,
-            stdin=json.dumps(review),
-        ).stdout
-        status = json.loads(out)["status"]
+        status = reviewed()
         assert status["allowed"] is True, status
         return status
 
@@ -105,18 +99,7 @@ def test_the_access_review_names_the_binding_that_allows(target: Target) -> None
     review["spec"]["resourceAttributes"]["resource"] = "secrets"
     review["spec"]["resourceAttributes"]["group"] = ""
     review["spec"]["resourceAttributes"]["verb"] = "get"
-    out = target.kubectl(
-        "create",
-        "-f",
-        "-",
-        "-o",
-        "json",
-        "--validate=false",
-        "--as",
-        user,
-        stdin=json.dumps(review),
-    ).stdout
-    assert json.loads(out)["status"] == {"allowed": False}
+    assert reviewed() == {"allowed": False}
 
 
 def test_the_service_accounts_token_gets_exactly_its_role(target: Target, tmp_path: Path) -> None:
