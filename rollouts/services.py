@@ -739,6 +739,7 @@ def rollouts_needing_tick() -> list[int]:
     return list(
         Rollout.objects.filter(Q(status__in=Rollout.TICKING_STATUSES) | unsettled)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .order_by("id")
         .values_list("id", flat=True)
         .distinct()
     )
