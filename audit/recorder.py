@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ def actor_label_for(actor: AbstractBaseUser | str | None) -> str:
     return actor.get_username()
 
 
-def build_event(
+def event_columns(
     *,
     action: str,
     actor: AbstractBaseUser | str | None,
@@ -30,8 +31,9 @@ def build_event(
     data: dict[str, Any] | None = None,
     ok: bool = True,
     message: str = "",
-) -> AuditEvent:
-    """An unsaved AuditEvent; ``record`` and ``record_many`` are the only callers that save."""
+) -> dict[str, Any]:
+    """The column values of one event, by attribute name (``site_id``, not ``site``): the one
+    place that decides what an event row holds. ``created_at`` is set when it is saved."""
     from audit.models import AuditEvent
 
     if "." not in action:
@@ -41,17 +43,32 @@ def build_event(
     user = None if actor is None or isinstance(actor, str) else actor
     if not subject:
         subject = getattr(site, "slug", "") or (f"rollout #{rollout.pk}" if rollout else "")
-    return AuditEvent(
-        action=action,
-        actor=user,
-        actor_label=actor_label_for(actor),
-        site=site,
-        rollout=rollout,
-        subject=subject[:200],
-        data=data or {},
-        result=AuditEvent.Result.OK if ok else AuditEvent.Result.ERROR,
-        message=message,
-    )
+    return {
+        "action": action,
+        "actor_id": _saved_pk(user),
+        "actor_label": actor_label_for(actor),
+        "site_id": _saved_pk(site),
+        "rollout_id": _saved_pk(rollout),
+        "subject": subject[:200],
+        "data": data or {},
+        "result": AuditEvent.Result.OK if ok else AuditEvent.Result.ERROR,
+        "message": message,
+    }
+
+
+def _saved_pk(obj: Any) -> Any:
+    if obj is None:
+        return None
+    if obj.pk is None:  # what ``save`` refuses for an unsaved related object
+        raise ValueError(f"audit event about an unsaved {type(obj).__name__}")
+    return obj.pk
+
+
+def build_event(**event: Any) -> AuditEvent:
+    """An unsaved AuditEvent (arguments as for ``event_columns``)."""
+    from audit.models import AuditEvent
+
+    return AuditEvent(**event_columns(**event))
 
 
 def record(**event: Any) -> AuditEvent:
@@ -70,9 +87,10 @@ def record_many(events: Iterable[dict[str, Any]]) -> int:
 
     Must run inside ``transaction.atomic()``: the changes it describes are in the same
     transaction. ``bulk_create`` would compile every field of every row through the ORM, which
-    costs more than the wave it audits.
+    costs more than the wave it audits; the rows are not even model instances (building
+    thousands of those was a tenth of a fleet upgrade's CPU), only their column values.
     """
     from audit.models import AuditEvent
     from subscribie_admin.bulk_insert import insert_rows
 
-    return insert_rows(AuditEvent, [build_event(**event) for event in events])
+    return insert_rows(AuditEvent, [SimpleNamespace(**event_columns(**e)) for e in events])

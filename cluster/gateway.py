@@ -40,6 +40,7 @@ from kubernetes.client.exceptions import ApiException
 from cluster.manifests import CONTAINER_NAME, FIELD_MANAGER, SITE_LABEL, SITE_NAME_LABEL
 from cluster.rate_limit import AdaptiveRateLimiter
 from cluster.status import DeploymentSnapshot, snapshot
+from cluster.wire import decode_deployment, decode_deployment_list
 
 logger = logging.getLogger(__name__)
 
@@ -426,7 +427,7 @@ class Cluster:
                 body=body,
                 content_type="application/strategic-merge-patch+json",
             )
-            return snapshot(self._json(response))
+            return snapshot(decode_deployment(response.data))
 
         return self._call(f"set image of {slug}", patch, before_retry=already_applied)
 
@@ -470,22 +471,23 @@ class Cluster:
                     raise
 
     def _list_deployments(self, selector: str) -> Iterator[dict[str, Any]]:
-        """One paged LIST (``limit``/``continue``) of Deployments matching ``selector``."""
+        """One paged LIST (``limit``/``continue``) of Deployments matching ``selector``, each
+        decoded as the gate reads it (``cluster.wire``)."""
         token: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("continue", token)] if token else []
             query += [("labelSelector", selector), ("limit", LIST_PAGE_SIZE)]
-            page = self._json(
+            items, metadata = decode_deployment_list(
                 self._call(
                     "list deployments",
                     # ``apps.list_namespaced_deployment``'s request.
                     lambda query=query: self._request(
                         "GET", DEPLOYMENTS_PATH, {"namespace": self.namespace}, query=query
                     ),
-                )
+                ).data
             )
-            yield from page.get("items") or []
-            token = (page.get("metadata") or {}).get("continue")
+            yield from items
+            token = metadata.get("continue")
             if not token:
                 return
 
@@ -522,24 +524,24 @@ class Cluster:
 
     # --- watch (cluster.watch.SiteWatch) ------------------------------------------------------
 
-    def list_deployments_raw(self) -> tuple[list[dict[str, Any]], str]:
-        """Every site Deployment (one paged LIST) and the LIST's ``resourceVersion``."""
+    def list_site_deployments(self) -> tuple[list[dict[str, Any]], str]:
+        """Every site Deployment (one paged LIST, decoded as the gate reads it: ``cluster.wire``)
+        and the LIST's ``resourceVersion``."""
         items: list[dict[str, Any]] = []
         token: str | None = None
         resource_version: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("continue", token)] if token else []
             query += [("labelSelector", SITE_SELECTOR), ("limit", LIST_PAGE_SIZE)]
-            page = self._json(
+            page, metadata = decode_deployment_list(
                 self._call(
                     "list deployments",
                     lambda query=query: self._request(
                         "GET", DEPLOYMENTS_PATH, {"namespace": self.namespace}, query=query
                     ),
-                )
+                ).data
             )
-            items += page.get("items") or []
-            metadata = page.get("metadata") or {}
+            items += page
             # The FIRST page's: a real API server serves every page from that snapshot, and a
             # watch from it replays whatever changed meanwhile. A server whose later pages
             # are read live (kubesim) reports a later version there, and a watch from that

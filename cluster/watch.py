@@ -19,8 +19,8 @@ Invariants:
   the asked-for state, the timeout passes, or the watch stops being live.
 - Decode less: an event is kept as its raw JSON line and decoded only when read, so of the
   several events a rollout writes per Deployment (our patch, then each controller status
-  step) only those someone looks at are decoded. Most of a Deployment's bytes are
-  managedFields' ``fieldsV1``; a decoded item keeps only (manager, subresource, time).
+  step) only those someone looks at are decoded, and then only the fields the gate reads
+  (``cluster.wire``: most of a Deployment's bytes are managedFields' ``fieldsV1``, skipped).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cluster.status import DeploymentSnapshot, rollout_state, snapshot
+from cluster.wire import decode_event_object, slim
 
 if TYPE_CHECKING:
     from cluster.gateway import Cluster
@@ -53,23 +54,6 @@ RESYNC_SECONDS = 30.0
 _EVENT_TYPE = re.compile(rb'^\{"type":"([A-Z]+)"')
 _FIRST_NAME = re.compile(rb'"name":"([^"\\]+)"')
 _FIRST_RV = re.compile(rb'"resourceVersion":"([^"\\]+)"')
-
-
-def _slim(item: dict[str, Any]) -> dict[str, Any]:
-    """Keep what the gate reads: managedFields only as (manager, subresource, time).
-
-    ``cluster.status`` reads our field manager's last write time from managedFields (a
-    timed-out condition from before our patch); ``fieldsV1`` is never read, and is most of a
-    Deployment's bytes, so the cache does not keep it.
-    """
-    metadata = item.get("metadata")
-    if isinstance(metadata, dict) and metadata.get("managedFields"):
-        metadata["managedFields"] = [
-            {k: entry.get(k) for k in ("manager", "subresource", "time") if k in entry}
-            for entry in metadata["managedFields"]
-            if isinstance(entry, dict)
-        ]
-    return item
 
 
 class _Waiter:
@@ -221,7 +205,7 @@ class SiteWatch:
         holds the lock)."""
         item = self._items.get(slug)
         if isinstance(item, bytes):
-            item = _slim(json.loads(item)["object"])
+            item = decode_event_object(item)
             self._items[slug] = item
         return item
 
@@ -258,10 +242,10 @@ class SiteWatch:
                     backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _relist(self) -> None:
-        items, rv = self._cluster.list_deployments_raw()
+        items, rv = self._cluster.list_site_deployments()
         self.lists += 1
         # Keyed by name, as the watch's raw events are (a site's objects are named <slug>).
-        fresh = {(item.get("metadata") or {}).get("name", ""): _slim(item) for item in items}
+        fresh = {(item.get("metadata") or {}).get("name", ""): item for item in items}
         with self._cond:
             changed = set(fresh) | set(self._items)
             new = set(fresh) - set(self._items) if self._synced else set()
@@ -307,7 +291,7 @@ class SiteWatch:
             if kind == "DELETED":
                 self._items.pop(slug, None)
             else:
-                self._items[slug] = _slim(obj)
+                self._items[slug] = slim(obj)
             self._mark({slug}, new={slug} if is_new and kind != "DELETED" else set())
             self._cond.notify_all()
         return True

@@ -39,6 +39,7 @@ from rollouts.planner import (
 )
 from rollouts.window_gate import WaveWindows, summarise
 from sites.models import Site
+from subscribie_admin.bulk_insert import insert_rows
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -319,7 +320,7 @@ def _create_from_preview(
                     )
                 )
                 position += 1
-        RolloutTarget.objects.bulk_create(targets, batch_size=500)
+        insert_rows(RolloutTarget, targets)
         audit.record(
             action="rollout.create",
             actor=actor,

@@ -5,12 +5,17 @@ machinery; for a first signup import (or the audit rows of a rollout wave) that 
 than the network work it records. This builds one
 parameterised INSERT from the model's own field list and runs it with ``executemany``.
 Values are prepared the way the ORM prepares them (``Field.get_db_prep_save``), except for the
-plain text, integer and boolean columns, which every backend takes as they are, and JSON
-columns, which go straight to the backend's own ``adapt_json_value`` (what
-``JSONField.get_db_prep_save`` ends in for plain data, without three layers of calls per value).
+plain text, integer and boolean columns and foreign keys to integer keys, which every backend
+takes as they are; JSON columns, which go straight to the backend's own ``adapt_json_value``
+(what ``JSONField.get_db_prep_save`` ends in for plain data, without three layers of calls per
+value); and date-times without ``auto_now``, which go straight to
+``adapt_datetimefield_value`` (they must be aware, as everything this project stores is).
 
 Invariant: call inside ``transaction.atomic()`` (autocommit would commit row by row), with
-model instances that ``bulk_create`` would accept; primary keys are not set on them.
+model instances that ``bulk_create`` would accept, or plain objects holding the same values
+by attribute name (``site_id``, not ``site``); primary keys are not set on them. Auto-now
+date-times are the time of the call, the same for every row (they are neither read off nor
+set on the objects).
 """
 
 from __future__ import annotations
@@ -20,11 +25,25 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connection, models
+from django.utils import timezone
 
-PLAIN_TYPES = frozenset({"CharField", "TextField", "SlugField", "BooleanField", "IntegerField"})
+INTEGER_TYPES = frozenset(
+    {
+        "IntegerField",
+        "BigIntegerField",
+        "SmallIntegerField",
+        "PositiveIntegerField",
+        "PositiveBigIntegerField",
+        "PositiveSmallIntegerField",
+        "AutoField",
+        "BigAutoField",
+        "SmallAutoField",
+    }
+)
+PLAIN_TYPES = frozenset({"CharField", "TextField", "SlugField", "BooleanField"}) | INTEGER_TYPES
 
 
-def insert_rows(model: type[models.Model], instances: Sequence[models.Model]) -> int:
+def insert_rows(model: type[models.Model], instances: Sequence[Any]) -> int:
     """Insert ``instances`` with one statement per call; returns how many rows."""
     if not instances:
         return 0
@@ -48,6 +67,18 @@ def _preparer(field: models.Field) -> Callable[[models.Model], Any]:
     kind = field.get_internal_type()
     if kind in PLAIN_TYPES:
         return operator.attrgetter(attname)
+    if kind == "ForeignKey" and field.target_field.get_internal_type() in INTEGER_TYPES:
+        return operator.attrgetter(attname)  # the ``_id`` value, already the key
+    if kind == "DateTimeField":
+        adapt_datetime = connection.ops.adapt_datetimefield_value
+        if field.auto_now or field.auto_now_add:
+            now = adapt_datetime(timezone.now())  # one moment for the whole statement
+            return lambda obj: now
+
+        def datetime_value(obj: models.Model) -> Any:
+            return adapt_datetime(getattr(obj, attname))
+
+        return datetime_value
     if kind == "JSONField":
         adapt, encoder = connection.ops.adapt_json_value, field.encoder
 

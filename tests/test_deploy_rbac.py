@@ -47,7 +47,7 @@ def test_every_gateway_request_is_allowed_and_every_grant_is_used(cluster: Clust
     cluster.list_sites()
     cluster.list_sites(["rbac-site"])
     cluster.read_site("rbac-site")
-    _, listed_at = cluster.list_deployments_raw()
+    _, listed_at = cluster.list_site_deployments()
     list(cluster.watch_deployments(listed_at, timeout_seconds=1))  # the rollout gate's watch
     cluster.set_image("rbac-site", "subscribie/subscribie:v2", change_cause="t", dry_run=True)
     cluster.set_image("rbac-site", "subscribie/subscribie:v2", change_cause="t")

@@ -232,7 +232,7 @@ def test_the_admins_role_allows_every_gateway_operation_and_refuses_reading_secr
     assert set(as_admin.list_sites()) == {"rbac-site"}
     assert set(as_admin.list_sites(["rbac-site"])) == {"rbac-site"}
     assert as_admin.read_site("rbac-site") is not None
-    listed, listed_at = as_admin.list_deployments_raw()
+    listed, listed_at = as_admin.list_site_deployments()
     assert [d["metadata"]["name"] for d in listed] == ["rbac-site"]
     list(as_admin.watch_deployments(listed_at, timeout_seconds=1))  # the rollout gate's watch
     as_admin.set_image("rbac-site", V2, change_cause="t", dry_run=True)

@@ -63,7 +63,7 @@ def test_410_gone_on_resume_falls_back_to_a_list(live_sites, cluster, kubesim):
 
 def test_a_watch_from_a_compacted_resource_version_is_410(live_sites, cluster, kubesim):
     live_sites(1)
-    _, rv = cluster.list_deployments_raw()
+    _, rv = cluster.list_site_deployments()
     cluster.set_image("site-0000", V2, change_cause="test")
     kubesim.faults.compact()
     with pytest.raises(ClusterError) as gone:
