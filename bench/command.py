@@ -188,7 +188,9 @@ def one_fleet(n: int, args: argparse.Namespace) -> list[tuple[str, float, float,
             bare_cpu = time.process_time()
             bare = bare_patch_loop(url, slugs, "subscribie/subscribie:v2")
             bare_cpu = time.process_time() - bare_cpu
+            settled = time.perf_counter()
             wait_rolled_out(cluster, "subscribie/subscribie:v2", n)
+            settled = time.perf_counter() - settled
             Site.objects.update(image="subscribie/subscribie:v2")
 
             no_limit, default_limit = (command_env(base_env, limited=x) for x in (False, True))
@@ -214,7 +216,8 @@ def one_fleet(n: int, args: argparse.Namespace) -> list[tuple[str, float, float,
     floor = limited.calls / DEFAULT_QPS
     faster_target = 20.0 if n >= 5000 else 15.0
     print(f"  bare HTTP PATCH loop:        {bare:7.2f}s  ({1000 * bare / n:.2f} ms/site, "
-          f"CPU {1000 * bare_cpu / n:.2f} ms/site)")  # fmt: skip
+          f"CPU {1000 * bare_cpu / n:.2f} ms/site); the cluster had rolled it all out "
+          f"{settled:.2f}s after its last PATCH")  # fmt: skip
     print(f"  ours, KUBE_QPS=0:            {unlimited.wall:7.2f}s  (whole command, {waves} waves, "
           f"{unlimited.patches} PATCHes)")  # fmt: skip
     print(f"  ours, default limit:         {limited.wall:7.2f}s  ({limited.calls} API calls at "

@@ -1,5 +1,6 @@
 """Command line: ``python -m kubesim serve [--host H] [--port P] [--kubeconfig PATH]
-[--ready-after SECONDS] [--fail-images REGEX]``, ``python -m kubesim fetch-openapi`` and
+[--ready-after SECONDS] [--fail-images REGEX] [--switch-interval SECONDS]``,
+``python -m kubesim fetch-openapi`` and
 ``python -m kubesim fetch-protobuf``.
 
 ``serve`` prints exactly one line, ``kubesim: serving http://HOST:PORT kubeconfig=PATH``, then
@@ -18,6 +19,12 @@ import threading
 
 from .sim import KubeSim
 
+# A real API server answers on many cores while its controllers run. kubesim has one GIL, and
+# Python's default 5 ms switch interval lets the controller thread keep it that long while
+# request threads wait: a request's latency becomes the controller's time slice, not its own
+# cost. 0.5 ms measured: a 1,000-site fleet_upgrade --sync --wait 6.1 s -> 5.3 s on 2 cores.
+SERVE_SWITCH_INTERVAL = 0.0005
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kubesim", description=__doc__)
@@ -33,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument(
         "--fail-images", default=None, help="regex: pods with a matching image never become Ready"
+    )
+    serve.add_argument(
+        "--switch-interval",
+        type=float,
+        default=SERVE_SWITCH_INTERVAL,
+        help="seconds a thread may hold the GIL while others wait (sys.setswitchinterval)",
     )
     fetch = sub.add_parser(
         "fetch-openapi",
@@ -75,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    sys.setswitchinterval(args.switch_interval)  # this process serves kubesim and nothing else
     sim = KubeSim(
         ready_after=args.ready_after,
         fail_images=args.fail_images,

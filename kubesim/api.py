@@ -33,7 +33,7 @@ from .selectors import (
     parse_label_selector,
     selector_from_label_selector,
 )
-from .store import Obj, Store
+from .store import Obj, Store, deep_copy
 from .strategic import strategic_merge
 from .validation import check_immutable_selector, require_name, validate
 
@@ -52,7 +52,7 @@ def now_iso() -> str:
 
 def clone(obj: Any) -> Any:
     """Deep copy of a JSON document (faster than copy.deepcopy for these shapes)."""
-    return json.loads(json.dumps(obj))
+    return deep_copy(obj)
 
 
 def random_suffix(n: int = 5) -> str:

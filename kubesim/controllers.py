@@ -34,7 +34,7 @@ from .endpoints import EndpointsController
 from .errors import ApiError
 from .events import EventRecorder
 from .resources import CONFIGMAPS, DEPLOYMENTS, EVENTS, PODS, REPLICASETS, SERVICEACCOUNTS
-from .store import Obj
+from .store import Obj, deep_copy
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -517,7 +517,7 @@ class Controllers:
         if ready == (uid in self._ready_at):
             return True
         now = _now_iso()
-        status = json.loads(json.dumps(pod.get("status") or {}))
+        status = deep_copy(pod.get("status") or {})
         flag = "True" if ready else "False"
         containers = status.get("containerStatuses") or []
         for cs in containers:

@@ -25,7 +25,7 @@ from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupp
 from .hooks import WRITE_VERBS
 from .resources import BY_GV, NODES, PODS, SERVICEACCOUNTS, ResourceType
 from .selectors import label_matcher, parse_field_selector, parse_label_selector
-from .store import Event, dumps
+from .store import Event, dumps, loads
 
 if TYPE_CHECKING:
     from .sim import KubeSim
@@ -563,7 +563,7 @@ class Handler(BaseHTTPRequestHandler):
     @staticmethod
     def _json(body: bytes) -> Any:
         try:
-            return json.loads(body or b"null")
+            return loads(body or b"null")
         except ValueError as e:
             raise bad_request(f"couldn't get version/kind; json parse error: {e}") from None
 

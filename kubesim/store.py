@@ -22,14 +22,39 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from .errors import gone
 
 Obj = dict[str, Any]
 Listener = Callable[[str, str, Obj, Obj | None], None]
 
 
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON: the bytes ``json.dumps(obj, separators=(",", ":"),
+    ensure_ascii=False)`` gives (a float's exponent lacks its "+", as Go writes it), about 8x
+    faster. Encoding is most of what kubesim does per request and per watch event."""
+    try:
+        return _encode(obj)
+    except (TypeError, OverflowError):  # a value msgspec will not encode: say it as json does
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON (the same values ``json.loads`` gives, in about half the time)."""
+    try:
+        return _decode(data)
+    except msgspec.DecodeError:  # the stdlib's error (and its message) for bad input
+        return json.loads(data)
+
+
+def deep_copy(obj: Any) -> Any:
+    """A private copy of a JSON document (what ``json.loads(json.dumps(obj))`` gives)."""
+    return loads(dumps(obj))
 
 
 @dataclass
@@ -126,9 +151,9 @@ class Store:
         """
         hit = self._json.get(id(obj))
         if hit is not None and hit[0] is obj:
-            result: Obj = json.loads(hit[1])
+            result: Obj = loads(hit[1])
             return result
-        return json.loads(json.dumps(obj))
+        return deep_copy(obj)
 
     # -- writes ------------------------------------------------------------------------
     def next_rv(self) -> int:

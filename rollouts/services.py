@@ -39,7 +39,7 @@ from rollouts.planner import (
 )
 from rollouts.window_gate import WaveWindows, summarise
 from sites.models import Site
-from subscribie_admin.bulk_insert import insert_rows
+from subscribie_admin.bulk_insert import insert_rows, new_row
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -311,8 +311,9 @@ def _create_from_preview(
         for wave_index, slugs in enumerate(preview.waves):
             for slug in slugs:
                 targets.append(
-                    RolloutTarget(
-                        rollout=rollout,
+                    new_row(
+                        RolloutTarget,
+                        rollout_id=rollout.pk,
                         site_id=preview.site_ids[slug],
                         wave=wave_index,
                         position=position,

@@ -30,7 +30,7 @@ from sites.couchdb import Change, CouchDB, CouchDBError
 from sites.models import Signup, Site, SyncCheckpoint
 from sites.storable import storable_json, storable_text
 from sites.validation import validate_signup
-from subscribie_admin.bulk_insert import insert_rows
+from subscribie_admin.bulk_insert import insert_rows, new_row
 
 LEASE = timedelta(minutes=10)
 SYNC_ACTOR = "system:sync"
@@ -170,8 +170,10 @@ class ClaimedNames:
             self.domains.discard(signup.custom_domain)
 
 
-def apply_validation(signup: Signup, doc: dict[str, Any], *, claimed: ClaimedNames):
+def apply_validation(signup: Any, doc: dict[str, Any], *, claimed: ClaimedNames):
     """Fill the signup's validated fields (or reasons) from ``doc``; returns the result.
+
+    ``signup``: a ``Signup``, or a new one's row (``bulk_insert.new_row``) about to be inserted.
 
     A valid signup's name and domain are added to ``claimed``.
     """
@@ -212,13 +214,13 @@ def _store_batch(changes: list[Change], summary: SyncSummary, claimed: ClaimedNa
     summary.unchanged += len(changes) - len(latest)
     ids = set(latest)
     existing = {s.couch_id: s for s in Signup.objects.filter(couch_id__in=ids)}
-    to_create: list[Signup] = []
+    to_create: list[Any] = []  # rows for insert_rows (new_row)
     to_update: list[Signup] = []
     for doc_id, change in latest.items():
         signup = existing.get(doc_id)
         if change.deleted:
             if signup is None:
-                signup = Signup(couch_id=doc_id, status=Signup.Status.WITHDRAWN, raw={})
+                signup = new_row(Signup, couch_id=doc_id, status=Signup.Status.WITHDRAWN, raw={})
                 to_create.append(signup)
             elif signup.status == Signup.Status.WITHDRAWN:
                 summary.unchanged += 1
@@ -237,7 +239,7 @@ def _store_batch(changes: list[Change], summary: SyncSummary, claimed: ClaimedNa
             summary.unchanged += 1
             continue
         if signup is None:
-            signup = Signup(couch_id=doc_id, couch_rev=rev, raw=storable_json(doc))
+            signup = new_row(Signup, couch_id=doc_id, couch_rev=rev, raw=storable_json(doc))
             apply_validation(signup, doc, claimed=claimed)
             to_create.append(signup)
             if signup.status == Signup.Status.REJECTED:
