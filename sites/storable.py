@@ -12,16 +12,14 @@ Pure functions: plain data in, plain data out.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+import msgspec
+
 REPLACEMENT = "\ufffd"
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-# What those characters look like in ``json.dumps`` output (ensure_ascii escapes every one of
-# them). A match may also be an escaped backslash followed by "u0000" (a false alarm, which only
-# costs the slow path); a document with none of these escapes holds none of the characters.
-UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89abcdefABCDEF])")
+_encode = msgspec.json.encode
 
 
 def storable_text(text: str) -> str:
@@ -33,10 +31,16 @@ def storable_json(value: Any) -> Any:
     """``value`` (decoded JSON) with ``storable_text`` applied to every key and string.
 
     ``value`` itself is returned (not a copy) when it needs no change, which is nearly always:
-    one C-speed ``json.dumps`` finds that, where walking the document in Python cost more than
-    the rest of a signup's import.
+    one C-speed encoding finds that, where walking the document in Python cost more than the
+    rest of a signup's import. UTF-8 cannot encode an unpaired surrogate (the encoder raises),
+    and a NUL is written as the escape ``\\u0000``; a match of that escape may also be an
+    escaped backslash followed by "u0000", a false alarm that only costs the walk.
     """
-    if not UNSTORABLE_ESCAPE.search(json.dumps(value)):
+    try:
+        encoded = _encode(value)
+    except UnicodeEncodeError:
+        return _replaced(value)
+    if b"\\u0000" not in encoded:
         return value
     return _replaced(value)
 

@@ -138,7 +138,10 @@ def slugify_site_name(text: str) -> str:
     # and "ß" becomes "ss"; casefold again after, as compatibility decomposition can produce
     # capitals (e.g. U+210C BLACK-LETTER CAPITAL H -> "H").
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    if decomposed.isascii():  # no combining marks to drop (capitals still can be there)
+        stripped = decomposed.lower()
+    else:
+        stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
     return _NON_SLUG_RUN.sub("-", stripped).strip("-")
 
 
