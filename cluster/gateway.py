@@ -525,32 +525,25 @@ class Cluster:
     # --- watch (cluster.watch.SiteWatch) ------------------------------------------------------
 
     def list_site_deployments(self) -> tuple[list[dict[str, Any]], str]:
-        """Every site Deployment (one paged LIST, decoded as the gate reads it: ``cluster.wire``)
-        and the LIST's ``resourceVersion``."""
-        items: list[dict[str, Any]] = []
-        token: str | None = None
-        resource_version: str | None = None
-        while True:
-            query: list[tuple[str, Any]] = [("continue", token)] if token else []
-            query += [("labelSelector", SITE_SELECTOR), ("limit", LIST_PAGE_SIZE)]
-            page, metadata = decode_deployment_list(
-                self._call(
-                    "list deployments",
-                    lambda query=query: self._request(
-                        "GET", DEPLOYMENTS_PATH, {"namespace": self.namespace}, query=query
-                    ),
-                ).data
-            )
-            items += page
-            # The FIRST page's: a real API server serves every page from that snapshot, and a
-            # watch from it replays whatever changed meanwhile. A server whose later pages
-            # are read live (kubesim) reports a later version there, and a watch from that
-            # one would miss the changes to items already read on earlier pages.
-            if resource_version is None:
-                resource_version = str(metadata.get("resourceVersion") or "")
-            token = metadata.get("continue")
-            if not token:
-                return items, resource_version
+        """Every site Deployment (decoded as the gate reads it: ``cluster.wire``) and the
+        LIST's ``resourceVersion``, in one call whatever the fleet size.
+
+        ``resourceVersion=0`` and no ``limit``, as client-go's informers start a watch: the API
+        server answers from its watch cache (no quorum read of etcd, no pages) with a recent
+        version rather than the latest. That is enough for a watch's cache: the watch resumed
+        from the version the LIST names replays whatever changed since, and the gate reads a
+        status as done only once it has observed the generation our PATCH returned.
+        """
+        query: list[tuple[str, Any]] = [("labelSelector", SITE_SELECTOR), ("resourceVersion", "0")]
+        items, metadata = decode_deployment_list(
+            self._call(
+                "list deployments",
+                lambda: self._request(
+                    "GET", DEPLOYMENTS_PATH, {"namespace": self.namespace}, query=query
+                ),
+            ).data
+        )
+        return items, str(metadata.get("resourceVersion") or "")
 
     def watch_deployments(
         self, resource_version: str, *, timeout_seconds: int = 290, raw: bool = False

@@ -100,20 +100,23 @@ def test_without_a_watch_the_engine_still_polls_to_the_end(live_sites, cluster):
     assert rollout.status == Rollout.Status.SUCCEEDED, rollout.status_message
 
 
-def test_a_change_during_a_paged_list_is_not_missed(live_sites, cluster, kubesim, monkeypatch):
+def test_the_watch_lists_the_fleet_in_one_call_and_misses_no_change_meanwhile(
+    live_sites, cluster, kubesim, monkeypatch
+):
     import threading
 
     from cluster import gateway
 
     slugs = [s.slug for s in live_sites(6)]
-    monkeypatch.setattr(gateway, "LIST_PAGE_SIZE", 2)
-    # Pages 2 and 3 arrive late; site-0000 (page 1) changes meanwhile. kubesim serves later
-    # pages live, so only a watch from the first page's resourceVersion sees that change.
-    kubesim.faults.add("list", "deployments", latency=0.5, count=3)
+    monkeypatch.setattr(gateway, "LIST_PAGE_SIZE", 2)  # other LISTs would take three pages
+    # The LIST is slow to answer; site-0000 changes while it is under way.
+    kubesim.faults.add("list", "deployments", latency=0.5, count=1)
+    kubesim.request_log.reset()
     watch = SiteWatch(cluster)
-    changer = threading.Timer(0.7, lambda: cluster.set_image(slugs[0], V2, change_cause="t"))
+    changer = threading.Timer(0.3, lambda: cluster.set_image(slugs[0], V2, change_cause="t"))
     changer.start()
     with watch.start(sync_timeout=10):
         changer.join()
         wait_until(lambda: cached_image(watch, slugs[0]) == V2, timeout=10)
         assert watch.lists == 1
+    assert kubesim.request_log.snapshot().count("list", "deployments") == 1
