@@ -98,18 +98,27 @@ class Api:
         lmatch = label_matcher(parse_label_selector(label_selector))
         fmatch = parse_field_selector(field_selector)
         start: tuple[str, str] | None = None
+        snapshot_rv: int | None = None
         if continue_token:
             try:
                 tok = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
                 start = (tok["ns"], tok["name"])
-            except (ValueError, KeyError):
+                snapshot_rv = int(tok["rv"])
+            except (ValueError, KeyError, TypeError):
                 raise ApiError(
                     400, "BadRequest", "continue key is not valid: illegal base64 data"
                 ) from None
         with self.store.lock:
             rv = str(self.store.resource_version)
             pinned = field_selector_name(field_selector)
-            if pinned is not None and ns is not None:
+            if snapshot_rv is not None:
+                # Later pages are served from the first page's snapshot, as the real server
+                # does: an object changed since reads as it was, one created since is absent.
+                rv = str(snapshot_rv)
+                candidates = self.store.iter_at(rt.key, ns if rt.namespaced else None, snapshot_rv)
+                if pinned is not None:
+                    candidates = [o for o in candidates if o["metadata"]["name"] == pinned]
+            elif pinned is not None and ns is not None:
                 one = self._stored(rt, ns, pinned)
                 candidates = [one] if one is not None else []
             else:

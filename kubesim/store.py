@@ -27,6 +27,14 @@ import msgspec
 from .errors import gone
 
 Obj = dict[str, Any]
+# The real server's words for a continue token older than the retained history.
+CONTINUE_TOO_OLD = (
+    "The provided continue parameter is too old to display a consistent list result. You can "
+    "start a new list without the continue parameter, or use the continue token in this "
+    "response to retrieve the remainder of the results. Continuing with the provided token "
+    "results in an inconsistent list - objects that were created, modified, or deleted between "
+    "the time the first chunk was returned and now may show up in the list."
+)
 Listener = Callable[[str, str, Obj, Obj | None], None]
 
 
@@ -118,6 +126,38 @@ class Store:
         for _ns, items in snapshot:
             for _name, obj in items:
                 yield obj
+
+    def iter_at(self, type_key: str, namespace: str | None, rv: int) -> list[Obj]:
+        """``iter`` as of resourceVersion ``rv``: today's objects with every later event of
+        the type undone, newest first (what etcd's MVCC serves a paged LIST's later pages).
+
+        Raises 410 Expired when history was compacted past ``rv``, as the real server does
+        for a continue token that old.
+        """
+        with self.lock:
+            if rv < self._compacted_rv:
+                raise gone(CONTINUE_TOO_OLD)
+            objs = {
+                (ns, name): obj
+                for ns, by_name in self._objs.get(type_key, {}).items()
+                if namespace is None or ns == namespace
+                for name, obj in by_name.items()
+            }
+            start = bisect.bisect_right(self._history_rvs, rv)
+            for event in reversed(self._history[start:]):
+                if event.type_key != type_key:
+                    continue
+                meta = event.obj["metadata"]
+                key = (meta.get("namespace", ""), meta["name"])
+                if namespace is not None and key[0] != namespace:
+                    continue
+                if event.type == "ADDED":
+                    objs.pop(key, None)
+                elif event.type == "MODIFIED" and event.old is not None:
+                    objs[key] = event.old
+                elif event.type == "DELETED":
+                    objs[key] = event.old if event.old is not None else event.obj
+        return [objs[key] for key in sorted(objs)]
 
     def count(self, type_key: str, namespace: str | None = None) -> int:
         by_ns = self._objs.get(type_key, {})

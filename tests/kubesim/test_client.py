@@ -293,6 +293,38 @@ def test_list_selectors_pagination_and_all_namespaces(
     ) == ["s3", "s4", "s5"]
 
 
+def test_later_pages_of_a_list_come_from_the_first_pages_snapshot(
+    core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    """etcd serves a continue token at the first page's resourceVersion: what changed after
+    the first page reads as it was, what was created since is not there, what was deleted
+    since still is, and every page names the same resourceVersion."""
+    for i in range(1, 6):
+        body = {"metadata": {"name": f"cm-{i}"}, "data": {"v": "before"}}
+        core.create_namespaced_config_map(kube_namespace, body)
+    first = core.list_namespaced_config_map(kube_namespace, limit=2)
+    assert [c.metadata.name for c in first.items] == ["cm-1", "cm-2"]
+    before = core.read_namespaced_config_map("cm-4", kube_namespace)
+    core.patch_namespaced_config_map("cm-4", kube_namespace, {"data": {"v": "after"}})
+    core.delete_namespaced_config_map("cm-5", kube_namespace)
+    core.create_namespaced_config_map(kube_namespace, {"metadata": {"name": "cm-3a"}})
+
+    page, later = first, []
+    while page.metadata._continue:
+        page = core.list_namespaced_config_map(
+            kube_namespace, limit=2, _continue=page.metadata._continue
+        )
+        assert page.metadata.resource_version == first.metadata.resource_version
+        later += page.items
+    by_name = {c.metadata.name: c for c in later}
+    assert [n for n in by_name if n.startswith("cm-")] == ["cm-3", "cm-4", "cm-5"]
+    assert by_name["cm-4"].data == {"v": "before"}
+    assert by_name["cm-4"].metadata.resource_version == before.metadata.resource_version
+    fresh = core.list_namespaced_config_map(kube_namespace)
+    assert {c.metadata.name for c in fresh.items} >= {"cm-3a", "cm-4"}
+    assert "cm-5" not in {c.metadata.name for c in fresh.items}
+
+
 def test_delete_cascades_through_owner_references(
     apps: client.AppsV1Api, core: client.CoreV1Api, kube_namespace: str
 ) -> None:
@@ -380,5 +412,30 @@ def test_watch_too_old_resource_version_is_410(
             )
             resp.read()
         assert err.value.status == 410
+    finally:
+        store._compacted_rv = saved
+
+
+def test_a_continue_token_older_than_the_history_is_410_expired(
+    kube_target: KubeTarget, core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    if kube_target.sim is None:
+        pytest.skip("compacting history needs kubesim's store; etcd compacts on its own clock")
+    for i in range(3):
+        core.create_namespaced_config_map(kube_namespace, {"metadata": {"name": f"cm-{i}"}})
+    first = core.list_namespaced_config_map(kube_namespace, limit=1)
+    core.create_namespaced_config_map(kube_namespace, {"metadata": {"name": "cm-later"}})
+    store = kube_target.sim.store  # compacted past the first page's resourceVersion:
+    saved = store._compacted_rv
+    store._compacted_rv = store.resource_version
+    try:
+        with pytest.raises(ApiException) as err:
+            core.list_namespaced_config_map(
+                kube_namespace, limit=1, _continue=first.metadata._continue
+            )
+        assert err.value.status == 410
+        body = json.loads(err.value.body)
+        assert body["reason"] == "Expired"
+        assert body["message"].startswith("The provided continue parameter is too old")
     finally:
         store._compacted_rv = saved
