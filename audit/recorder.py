@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -91,6 +90,6 @@ def record_many(events: Iterable[dict[str, Any]]) -> int:
     thousands of those was a tenth of a fleet upgrade's CPU), only their column values.
     """
     from audit.models import AuditEvent
-    from subscribie_admin.bulk_insert import insert_rows
+    from subscribie_admin.bulk_insert import insert_rows, new_row
 
-    return insert_rows(AuditEvent, [SimpleNamespace(**event_columns(**e)) for e in events])
+    return insert_rows(AuditEvent, [new_row(AuditEvent, **event_columns(**e)) for e in events])

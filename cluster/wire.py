@@ -117,9 +117,8 @@ def decode_deployment_list(data: bytes) -> tuple[list[dict[str, Any]], dict[str,
     try:
         page = _as_dicts(_deployment_list.decode(data))
     except msgspec.ValidationError:
-        raw = json.loads(data)
-        page = {"metadata": raw.get("metadata") or {}, "items": raw.get("items") or []}
-        page["items"] = [slim(item) for item in page["items"] if isinstance(item, dict)]
+        page = json.loads(data)
+        page["items"] = [slim(item) for item in page.get("items") or [] if isinstance(item, dict)]
     return page.get("items") or [], page.get("metadata") or {}
 
 

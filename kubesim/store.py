@@ -27,6 +27,7 @@ import msgspec
 from .errors import gone
 
 Obj = dict[str, Any]
+Listener = Callable[[str, str, Obj, Obj | None], None]
 # The real server's words for a continue token older than the retained history.
 CONTINUE_TOO_OLD = (
     "The provided continue parameter is too old to display a consistent list result. You can "
@@ -35,7 +36,6 @@ CONTINUE_TOO_OLD = (
     "results in an inconsistent list - objects that were created, modified, or deleted between "
     "the time the first chunk was returned and now may show up in the list."
 )
-Listener = Callable[[str, str, Obj, Obj | None], None]
 
 
 _encode = msgspec.json.encode
@@ -128,8 +128,9 @@ class Store:
                 yield obj
 
     def iter_at(self, type_key: str, namespace: str | None, rv: int) -> list[Obj]:
-        """``iter`` as of resourceVersion ``rv``: today's objects with every later event of
-        the type undone, newest first (what etcd's MVCC serves a paged LIST's later pages).
+        """``iter`` as of resourceVersion ``rv``, in the same (namespace, name) order: today's
+        objects with every later event of the type undone, newest event first (what etcd's
+        MVCC serves a paged LIST's later pages).
 
         Raises 410 Expired when history was compacted past ``rv``, as the real server does
         for a continue token that old.
