@@ -13,6 +13,7 @@ which ``serve`` accepts protobuf request bodies.
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 import threading
@@ -24,6 +25,12 @@ from .sim import KubeSim
 # request threads wait: a request's latency becomes the controller's time slice, not its own
 # cost. 0.5 ms measured: a 1,000-site fleet_upgrade --sync --wait 6.1 s -> 5.3 s on 2 cores.
 SERVE_SWITCH_INTERVAL = 0.0005
+# kubesim's heap is the store and its watch history: hundreds of thousands of JSON dicts that
+# live long and hold no cycles (refcounting frees them), so the cyclic collector's default
+# 700-allocation gen-0 threshold makes it walk them again and again for nothing. Measured over
+# a 1,000-site bench: 1.1 s of collections -> 0.2 s, fleet_upgrade --sync --wait 4.8 s -> 4.5 s.
+# Gen 2 still runs (every 10 gen-1 passes), so cyclic garbage (tracebacks) is still freed.
+SERVE_GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         kubeconfig_path=args.kubeconfig,
     )
     with sim:
+        gc.freeze()  # what start-up built (modules, bootstrap objects) is never garbage
+        gc.set_threshold(*SERVE_GC_THRESHOLDS)
         print(f"kubesim: serving {sim.url} kubeconfig={sim.kubeconfig_path}", flush=True)
         while not stop.wait(0.5):
             pass

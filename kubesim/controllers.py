@@ -19,8 +19,11 @@ import math
 import re
 import threading
 import time
+import zlib
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from .api import Api, random_suffix
 from .bootstrap import (
@@ -57,33 +60,24 @@ Key = tuple[str, str]  # (namespace, name)
 _EVENTS = EVENTS.key
 
 
-_FNV_PRIME = 0x01000193
-
-
-def fnv32a(data: bytes) -> int:
-    """FNV-1a, 32 bits.
-
-    Four bytes per step, masking once: xor and multiply only carry upwards, so the low 32 bits
-    come out the same as masking after every byte (and the loop costs a quarter as many turns).
-    """
-    p = _FNV_PRIME
-    h = 0x811C9DC5
-    cut = len(data) - len(data) % 4
-    it = iter(data[:cut])
-    for a, b, c, d in zip(it, it, it, it, strict=False):
-        h = (((((h ^ a) * p ^ b) * p ^ c) * p ^ d) * p) & 0xFFFFFFFF
-    for b in data[cut:]:
-        h = ((h ^ b) * p) & 0xFFFFFFFF
-    return h
+# Sorted keys: a template's hash must not depend on the order its keys arrived in.
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
 def template_hash(template: dict[str, Any], collision_count: int = 0) -> str:
-    """Stable pod-template-hash (FNV-32a, then SafeEncodeString like the real controller)."""
-    data = json.dumps(_without_hash(template), sort_keys=True, separators=(",", ":")).encode()
+    """Stable pod-template-hash: a 32-bit hash of the template, SafeEncodeString'd like the real
+    controller's.
+
+    The real controller hashes a spew dump of the Go struct with FNV-32a; no client can recompute
+    that from JSON, so only its shape matters (stable per template and collision count, changed
+    by any template edit, 8-10 characters of the safe alphabet). CRC-32 in C gives that shape at
+    a hundredth of a pure-Python FNV's cost, which was a tenth of kubesim's time in a rollout.
+    """
+    data = _encode_sorted(_without_hash(template))
     if collision_count:
         # ComputeHash writes the count as 8 little-endian bytes (a uint32, zero-padded).
         data += int(collision_count).to_bytes(4, "little") + bytes(4)
-    return "".join(_SAFE_ALPHABET[b % len(_SAFE_ALPHABET)] for b in str(fnv32a(data)).encode())
+    return "".join(_SAFE_ALPHABET[b % len(_SAFE_ALPHABET)] for b in str(zlib.crc32(data)).encode())
 
 
 def _without_hash(template: dict[str, Any] | None) -> Any:
