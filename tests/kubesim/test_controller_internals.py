@@ -7,8 +7,8 @@ These drive the controllers in-process (no HTTP server, no background thread): e
 from __future__ import annotations
 
 import json
-import zlib
 import time
+import zlib
 from typing import Any
 
 import pytest
