@@ -17,10 +17,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
+
 from .errors import ApiError
 from .strategic import merge_key, strategic_merge
 
 Path = tuple[str, ...]
+_encode = msgspec.json.encode
 _MISSING = object()
 # Fields the API server never tracks in managedFields.
 _IGNORED_META = frozenset(
@@ -303,6 +306,43 @@ def server_side_apply(
     return merged
 
 
+def _equal(old: Any, new: Any, exact: bool) -> bool:
+    """``old == new`` (``old`` may be ``_MISSING``); ``exact`` also tells ``true`` from ``1``
+    and ``1`` from ``1.0``, which ``==`` does not and paths do (a merge key's JSON is part
+    of its path), by comparing the two sides' JSON when ``==`` says they are equal."""
+    if old is new:
+        return True
+    if old is _MISSING or old != new:
+        return False
+    if not exact:
+        return True
+    try:
+        return _encode(old) == _encode(new)
+    except (TypeError, ValueError, OverflowError):
+        return False  # not JSON: walk it, which is never wrong
+
+
+class _Units:
+    """The leaf paths of the parts where ``new`` and ``old`` differ, from each side.
+
+    Outside these parts the two objects are equal subtree for subtree, so they contribute the
+    same paths; hence ``leaf_paths(new) - leaf_paths(old) == new - old`` and the other way
+    round, without walking the whole of ``old`` (a PATCH's largest cost in kubesim).
+    A part is a subtree whose two sides are not both maps (or is an associative list): every
+    path below it carries its prefix, so no path can come from two parts.
+    """
+
+    __slots__ = ("new", "old")
+
+    def __init__(self) -> None:
+        self.new: set[Path] = set()
+        self.old: set[Path] = set()
+
+    def old_side(self, go: Any, prefix: Path, parent_list: str | None, field: str) -> None:
+        if go is not _MISSING:
+            _walk(go, prefix, parent_list, self.old, field=field)
+
+
 def _walk_diff(
     value: Any,
     gn: Any,
@@ -314,6 +354,7 @@ def _walk_diff(
     changed: set[Path],
     field: str = "",
     dups: list[bool] | None = None,
+    units: _Units | None = None,
 ) -> None:
     """``_walk`` of the new object that also records value changes against the old one.
 
@@ -322,38 +363,100 @@ def _walk_diff(
     when ``get_path(old, p) != get_path(new, p)``. ``same`` means ``gn == go`` already holds
     at an ancestor, so every descendant compares equal and no comparison is needed.
     Appends to ``dups`` when an associative list holds two elements with the same key (the
-    only way leaf paths can be prefixes of one another).
+    only way leaf paths can be prefixes of one another). ``units`` (when given and not
+    ``same``) collects both sides' paths of the parts that differ (see ``_Units``).
     """
+    if same:
+        units = None
     if isinstance(value, dict):
         if not value:
             out.add(prefix)
             if not same and go != gn:
                 changed.add(prefix)
+            if units is not None:
+                units.new.add(prefix)
+                units.old_side(go, prefix, parent_list, field)
             return
-        _walk_fields(value, gn, go, same, prefix, parent_list, out, changed, dups)
+        if units is not None and (not isinstance(go, dict) or not go):
+            # Old is a leaf here (an empty map is one); the new side adds its leaves below.
+            units.old_side(go, prefix, parent_list, field)
+        _walk_fields(value, gn, go, same, prefix, parent_list, out, changed, dups, units)
         return
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         key = merge_key(field, parent_list)
         if key is not None and all(key in v for v in value):
-            seen: set[str] = set()
-            for elem in value:
-                elem_prefix = (*prefix, "k:" + json.dumps({key: elem[key]}, separators=(",", ":")))
-                out.add((*elem_prefix, "."))
-                seen.add(elem_prefix[-1])
-                want = json.loads(elem_prefix[-1][2:])[key]
-                en = _first(gn, key, want)
-                if same:
-                    eo, elem_same = en, True
-                else:
-                    eo = _first(go, key, want)
-                    elem_same = eo is en or (eo is not _MISSING and eo == en)
-                _walk_fields(elem, en, eo, elem_same, elem_prefix, field, out, changed, dups)
-            if len(seen) < len(value) and dups is not None:
-                dups.append(True)
+            if units is not None and not _keyed_alike(value, go, key):
+                # Not two lists of unique keys: the whole list is one part, on either side.
+                mine: set[Path] = set()
+                _walk_elements(value, gn, go, same, prefix, field, key, mine, changed, dups)
+                out |= mine
+                units.new |= mine
+                units.old_side(go, prefix, parent_list, field)
+                return
+            _walk_elements(value, gn, go, same, prefix, field, key, out, changed, dups, units)
             return
     out.add(prefix)
     if not same and go != gn:
         changed.add(prefix)
+    if units is not None:
+        units.new.add(prefix)
+        units.old_side(go, prefix, parent_list, field)
+
+
+def _walk_elements(
+    value: list[dict[str, Any]],
+    gn: Any,
+    go: Any,
+    same: bool,
+    prefix: Path,
+    field: str,
+    key: str,
+    out: set[Path],
+    changed: set[Path],
+    dups: list[bool] | None,
+    units: _Units | None = None,
+) -> None:
+    """``_walk_diff`` of an associative list's elements, each paired with old's element of
+    the same key. With ``units`` both lists hold unique keys (``_keyed_alike``), so an
+    element only one side has is a part of its own, and a shared one is walked as a map."""
+    seen: set[str] = set()
+    for elem in value:
+        elem_prefix = (*prefix, "k:" + json.dumps({key: elem[key]}, separators=(",", ":")))
+        out.add((*elem_prefix, "."))
+        seen.add(elem_prefix[-1])
+        want = json.loads(elem_prefix[-1][2:])[key]
+        en = _first(gn, key, want)
+        if same:
+            eo, elem_same = en, True
+        else:
+            eo = _first(go, key, want)
+            elem_same = _equal(eo, en, units is not None)
+        if units is not None and eo is _MISSING:
+            units.new.add((*elem_prefix, "."))
+        _walk_fields(elem, en, eo, elem_same, elem_prefix, field, out, changed, dups, units)
+    if len(seen) < len(value) and dups is not None:
+        dups.append(True)
+    if units is not None and not same:
+        keys = {e[key] for e in value}
+        for elem in go:
+            if elem[key] not in keys:  # only old has it: its marker and fields, as _walk has
+                elem_prefix = (*prefix, "k:" + json.dumps({key: elem[key]}, separators=(",", ":")))
+                units.old.add((*elem_prefix, "."))
+                for k, v in elem.items():
+                    _walk(v, (*elem_prefix, f"f:{k}"), field, units.old, field=k)
+
+
+def _keyed_alike(value: list[dict[str, Any]], go: Any, key: str) -> bool:
+    """Whether ``value`` and ``go`` are both lists of maps with unique ``key`` values, each a
+    string or an integer (so that ``==``, which pairs elements, agrees with the paths' JSON)."""
+    if not isinstance(go, list) or not go:
+        return False
+    for side in (value, go):
+        if not all(isinstance(e, dict) and type(e.get(key)) in (str, int) for e in side):
+            return False
+        if len({e[key] for e in side}) < len(side):
+            return False
+    return True
 
 
 def _walk_fields(
@@ -366,9 +469,12 @@ def _walk_fields(
     out: set[Path],
     changed: set[Path],
     dups: list[bool] | None,
+    units: _Units | None = None,
+    ignored: frozenset[str] = frozenset(),
 ) -> None:
     """``_walk_diff`` each field of a map (an object, or an associative list's element),
-    pairing it with the same field under ``gn``/``go``."""
+    pairing it with the same field under ``gn``/``go``; with ``units``, the fields only
+    ``go`` has (but ``ignored``) are parts of their own."""
     gn_dict = isinstance(gn, dict)
     go_dict = isinstance(go, dict)
     for k, v in value.items():
@@ -377,8 +483,14 @@ def _walk_fields(
             co, child_same = cn, True
         else:
             co = go.get(k, _MISSING) if go_dict else _MISSING
-            child_same = co is cn or (co is not _MISSING and co == cn)
-        _walk_diff(v, cn, co, child_same, (*prefix, f"f:{k}"), parent_list, out, changed, k, dups)
+            child_same = _equal(co, cn, units is not None)
+        _walk_diff(
+            v, cn, co, child_same, (*prefix, f"f:{k}"), parent_list, out, changed, k, dups, units
+        )
+    if units is not None and go_dict and not same:
+        for k, v in go.items():
+            if k not in value and k not in ignored:
+                _walk(v, (*prefix, f"f:{k}"), parent_list, units.old, field=k)
 
 
 def _first(cur: Any, key: str, want: Any) -> Any:
@@ -393,23 +505,46 @@ def _first(cur: Any, key: str, want: Any) -> Any:
 
 def _paths_and_changes(
     old: dict[str, Any], new: dict[str, Any], include_status: bool, dups: list[bool]
-) -> tuple[set[Path], set[Path]]:
-    """``(leaf_paths(new), {p in it not ending "." whose value differs from old's})``."""
+) -> tuple[set[Path], set[Path], set[Path]]:
+    """``(new_paths, changed, removed)``: ``new_paths = leaf_paths(new)``; ``changed`` the
+    paths in it not ending "." whose value differs from old's, plus those ``old`` lacks;
+    ``removed = leaf_paths(old) - new_paths``. Walks ``old`` only where it differs."""
     out: set[Path] = set()
     changed: set[Path] = set()
+    units = _Units()
+
+    def tracked(key: str) -> bool:
+        return key not in ("apiVersion", "kind") and (key != "status" or include_status)
+
     for key, value in new.items():
-        if key in ("apiVersion", "kind") or (key == "status" and not include_status):
+        if not tracked(key):
             continue
         co = old.get(key, _MISSING)
-        same = co is value or (co is not _MISSING and co == value)
+        same = _equal(co, value, True)
         if key == "metadata" and isinstance(value, dict):
             meta = {k: v for k, v in value.items() if k not in _IGNORED_META}
+            if same:
+                pass
+            elif not isinstance(co, dict):
+                units.old_side(co, ("f:metadata",), None, "metadata")
+            elif not meta:  # nothing of new's to walk: old's tracked metadata all differs
+                _walk_fields({}, {}, co, False, ("f:metadata",), None, out, changed, dups,
+                             units, _IGNORED_META)  # fmt: skip
             if meta:
                 # get_path walks the real metadata, so compare against it, not ``meta``.
-                _walk_diff(meta, value, co, same, ("f:metadata",), None, out, changed, "", dups)
+                _walk_fields(meta, value, co, same, ("f:metadata",), None, out, changed, dups,
+                             units, _IGNORED_META)  # fmt: skip
+        elif key == "metadata" and not same:  # not a map: never valid, but still tracked
+            _walk_diff(value, value, co, same, ("f:metadata",), None, out, changed, key, dups)
+            units.new |= leaf_paths({key: value})
+            units.old |= leaf_paths({key: co}) if co is not _MISSING else set()
         else:
-            _walk_diff(value, value, co, same, (f"f:{key}",), None, out, changed, key, dups)
-    return out, changed
+            _walk_diff(value, value, co, same, (f"f:{key}",), None, out, changed, key, dups, units)
+    for key, value in old.items():
+        if key not in new and tracked(key):
+            units.old |= leaf_paths({key: value}, include_status)
+    changed |= units.new - units.old
+    return out, changed, units.old - units.new
 
 
 # fieldsV1 dict -> its paths. Stored objects (and so their managedFields entries) are
@@ -454,11 +589,8 @@ def track_update(
         entries: list[dict[str, Any]] = []
         removed: set[Path] = set()
     else:
-        new_paths, changed = _paths_and_changes(old, new, include_status, dups)
-        old_paths = leaf_paths(old, include_status)
-        changed |= new_paths - old_paths
+        new_paths, changed, removed = _paths_and_changes(old, new, include_status, dups)
         entries = _entries(old)
-        removed = old_paths - new_paths
     out: list[dict[str, Any]] = []
     mine: set[Path] = set(changed)
     for e in entries:
