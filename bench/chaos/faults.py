@@ -39,7 +39,10 @@ class FaultInjector:
     counts: Counter[str] = field(default_factory=Counter)
     log: list[Injected] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    hurried: int = 0  # faults injected by finish(), after the last rollout ended
     _stop: threading.Event = field(default_factory=threading.Event)
+    _hurry: threading.Event = field(default_factory=threading.Event)  # set by finish()
+    _kinds_wanted: set[str] = field(default_factory=set)
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -50,13 +53,35 @@ class FaultInjector:
         """Stop injecting; wait for the fault in progress to finish (CouchDB thawed, the
         qcluster restarted)."""
         self._stop.set()
+        self._hurry.set()
         if self._thread is not None:
             self._thread.join(timeout=120)
 
+    def finish(self, kinds: tuple[str, ...], timeout: float = 120) -> None:
+        """The rollouts are over: go on through the schedule without its gaps, injecting only
+        the kinds of ``kinds`` not injected yet, until each has been (or the schedule ends);
+        then stop.
+
+        Rollouts that finish sooner than the schedule's first round would otherwise leave a
+        kind never injected, and which one depends on how fast the machine is.
+        """
+        self._kinds_wanted = set(kinds)
+        self._hurry.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+        self.stop()
+
     def _run(self) -> None:
         for fault in self.schedule:
-            if self._stop.wait(fault.delay):
+            self._hurry.wait(fault.delay)
+            if self._stop.is_set():
                 return
+            if self._hurry.is_set():
+                missing = self._kinds_wanted - set(self.counts)
+                if not missing:
+                    return
+                if fault.kind not in missing:
+                    continue
             try:
                 detail = self.inject(fault)
             except Exception as exc:  # the run goes on; the report lists it
@@ -65,6 +90,7 @@ class FaultInjector:
             if not detail:
                 continue  # nothing to do at this moment (no worker to kill yet)
             self.counts[fault.kind] += 1
+            self.hurried += self._hurry.is_set()
             self.log.append(Injected(round(time.monotonic() - self.started, 2), fault.kind, detail))
 
     def inject(self, fault: Fault) -> str:

@@ -22,6 +22,7 @@ from bench.chaos import invariants
 from bench.chaos.faults import FaultInjector
 from bench.chaos.plan import (
     BROKEN_MARK,
+    FAULT_KINDS,
     V1,
     ChaosConfig,
     RolloutStep,
@@ -371,6 +372,8 @@ def run_chaos(config: ChaosConfig, *, database_url: str, workdir: Path) -> Chaos
             qcluster.close()  # whatever happened, no cluster outlives the run
             log.close()
         notes += [f"fault error: {e}" for e in injector.errors]
+        if injector.hurried:
+            notes.append(f"{injector.hurried} faults injected after the last rollout ended")
         notes.append(
             f"qcluster started {qcluster.starts}x; schedule fired early {driver.cron_runs}x"
         )
@@ -414,6 +417,9 @@ def _drive(
             results.append(driver.run(step))
             if not results[-1].finished:
                 break  # the next step needs this one finished; the invariant reports it
+        else:
+            if driver.config.max_faults is not None:
+                injector.finish(FAULT_KINDS)
     finally:
         injector.stop()
         driver.sim.faults.clear()
