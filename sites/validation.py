@@ -147,12 +147,12 @@ def slugify_site_name(text: str) -> str:
 
 def is_reserved_name(slug: str, extra_reserved: Iterable[str] = ()) -> bool:
     """True if ``slug`` is a platform name, starts with a reserved prefix, or is in extras."""
-    extras = _normalised_names(extra_reserved, "extra_reserved")
-    return (
-        slug in RESERVED_NAMES
-        or any(slug.startswith(prefix) for prefix in RESERVED_PREFIXES)
-        or slug in extras
-    )
+    return _is_reserved(slug, _normalised_names(extra_reserved, "extra_reserved"))
+
+
+def _is_reserved(slug: str, extras: frozenset[str]) -> bool:
+    """``is_reserved_name`` with the extra names already normalised."""
+    return slug in RESERVED_NAMES or slug.startswith(RESERVED_PREFIXES) or slug in extras
 
 
 def normalise_domain(domain: str) -> str:
@@ -331,7 +331,7 @@ def _check_site_name(
     elif not _DNS_1035_LABEL.fullmatch(slug):  # unreachable after slugify; kept as a guard
         reasons.append(f"site name {_show(slug)} is not a valid DNS label")
         ok = False
-    if is_reserved_name(slug, reserved_extra):
+    if _is_reserved(slug, reserved_extra):
         reasons.append(f"site name {_show(slug)} is reserved")
         ok = False
     elif slug in taken_names:

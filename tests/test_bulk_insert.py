@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import math
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import transaction
@@ -12,7 +14,7 @@ import audit
 from audit.models import AuditEvent
 from rollouts.models import Rollout, RolloutTarget
 from sites.models import Signup, Site
-from subscribie_admin.bulk_insert import insert_rows, new_row
+from subscribie_admin.bulk_insert import insert_rows, json_text, new_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,6 +58,27 @@ def test_rows_and_instances_store_what_the_orm_stores() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 12, 4, 2, 30, 15, 123456, tzinfo=UTC),
+        datetime(2026, 12, 4, 2, 30, tzinfo=timezone(timedelta(hours=2))),  # not UTC
+    ],
+)
+def test_date_times_read_back_as_the_orm_stores_them(when) -> None:
+    one, two = (
+        Site.objects.create(slug=slug, title=slug, owner_email="bob@example.com")
+        for slug in ("site-one", "site-two")
+    )
+    rollout = Rollout.objects.create(image="subscribie/subscribie:v2", waves="1,100%")
+    target = {"rollout_id": rollout.pk, "wave": 1, "to_image": "x:v2", "patched_at": when}
+    RolloutTarget.objects.create(position=1, site_id=one.pk, **target)
+    with transaction.atomic():
+        insert_rows(RolloutTarget, [new_row(RolloutTarget, position=2, site_id=two.pk, **target)])
+    orm, ours = (RolloutTarget.objects.get(position=n).patched_at for n in (1, 2))
+    assert ours == orm == when
+
+
 def test_audit_rows_in_bulk_read_back_as_one_recorded_alone() -> None:
     site = Site.objects.create(slug="bobs-bakery", title="Bob's", owner_email="bob@example.com")
     event = {"action": "target.done", "actor": "system:engine", "site": site,
@@ -75,3 +98,24 @@ def test_rows_must_be_inserted_in_a_transaction() -> None:
     with pytest.raises(RuntimeError, match="transaction"):
         insert_rows(Signup, [new_row(Signup, couch_id="doc-3")])
     assert not Signup.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"name": 'Café ü \u2028 \\ "q"', "n": [1, 2.5, -0.0, 10**30], "ok": True},
+        ["a", "ü"],
+        [],
+        {"x": None, "nested": {"a": [None]}},  # null: left to json.dumps
+        "plain",
+    ],
+)
+def test_json_text_is_the_json_of_json_dumps(value) -> None:
+    assert json.loads(json_text(value)) == json.loads(json.dumps(value))
+
+
+def test_json_text_keeps_what_json_dumps_keeps_and_refuses_what_it_refuses() -> None:
+    text = json_text({"a": math.nan, "b": math.inf})  # msgspec alone would write null
+    assert text == json.dumps({"a": math.nan, "b": math.inf})
+    with pytest.raises(TypeError):
+        json_text({"a": object()})
