@@ -85,7 +85,11 @@ def compile_bytecode() -> None:
 
 
 def command_env(base: dict[str, str], *, limited: bool) -> dict[str, str]:
-    env = dict(base)
+    """The command's environment: production settings, as staff and cron run it (with DEBUG
+    on, Django also logs every query, and on SQLite quotes each one's parameters with a
+    query of its own)."""
+    env = dict(base, DEBUG="0")
+    env.setdefault("SECRET_KEY", "bench-command-only-" + "x" * 40)
     env.pop("KUBE_QPS", None)
     env.pop("KUBE_BURST", None)
     if not limited:

@@ -33,7 +33,8 @@ def setup_django(tmp: Path) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "subscribie_admin.settings"
     os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    os.environ.setdefault("DEBUG", "1")
+    os.environ["DEBUG"] = "0"  # production settings: DEBUG also logs (and quotes) every query
+    os.environ.setdefault("SECRET_KEY", "bench-signups-only-" + "x" * 40)
     import django
     from django.core.management import call_command
 
