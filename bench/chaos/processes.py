@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -169,10 +170,75 @@ class QCluster:
                 time.sleep(0.5)
         if not workers:
             return ""  # no worker ran a rollout job in time: nothing killed
-        victim = workers[int(pick * len(workers)) % len(workers)]
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(victim, signal.SIGKILL)
-        return f"worker {victim}"
+        start = int(pick * len(workers)) % len(workers)
+        while True:
+            for victim in workers[start:] + workers[:start]:
+                if _kill_unless_in_a_queue(victim):
+                    return f"worker {victim}"
+            if time.monotonic() >= deadline:
+                return ""  # every worker sat in a queue's pipe until the deadline
+            time.sleep(0.1)
+
+
+# System call numbers of read, write, pread64, pwrite64, readv and writev, by machine.
+_PIPE_IO_SYSCALLS = {"x86_64": frozenset({0, 1, 17, 18, 19, 20}),
+                     "aarch64": frozenset({63, 64, 65, 66, 67, 68})}  # fmt: skip
+
+
+def _kill_unless_in_a_queue(pid: int) -> bool:
+    """SIGKILL ``pid`` unless one of its threads is reading or writing a pipe; True if killed.
+
+    An idle django-q2 worker blocks in ``task_queue.get()`` holding the queue's reader lock
+    (a process-shared semaphore) while it reads the pipe, and a worker's queue feeder thread
+    holds the writer lock while it writes one. Killed there, the lock is never released and
+    every other worker, and every replacement, blocks on it for good: the cluster takes no
+    more jobs (seen with seed 1 at 8 sites on PostgreSQL). A real OOM kill can land there
+    too, which is the liveness probe's business (README), not the engine's. So the process
+    is stopped (SIGSTOP) first, its threads' system calls read from /proc, and it is killed
+    only outside pipe I/O, or let go on (SIGCONT).
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            if _in_pipe_io(pid):
+                os.kill(pid, signal.SIGCONT)
+                return False
+            os.kill(pid, signal.SIGKILL)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)  # no-op once killed
+    return True
+
+
+def _in_pipe_io(pid: int) -> bool:
+    """Whether a thread of stopped ``pid`` is in a read or write system call on a pipe
+    (False when /proc does not say: then the kill goes ahead, as it always did)."""
+    calls = _PIPE_IO_SYSCALLS.get(platform.machine())
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # SIGSTOP takes effect asynchronously
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        if state in ("T", "t"):
+            break
+        time.sleep(0.005)
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in threads:
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/syscall").read_text().split()
+        except OSError:
+            return False
+        if calls is None or not fields or not fields[0].isdigit():
+            continue  # "running" (user space) or "-1" (stopped outside a system call)
+        if int(fields[0]) in calls:
+            with contextlib.suppress(OSError, ValueError):
+                if os.readlink(f"/proc/{pid}/fd/{int(fields[1], 16)}").startswith("pipe:"):
+                    return True
+    return False
 
 
 def _direct_children(pid: int) -> set[int]:
