@@ -201,12 +201,11 @@ def _kill_unless_in_a_queue(pid: int) -> bool:
         os.kill(pid, signal.SIGSTOP)
         try:
             if _in_pipe_io(pid):
-                os.kill(pid, signal.SIGCONT)
                 return False
             os.kill(pid, signal.SIGKILL)
         finally:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)  # no-op once killed
+                os.kill(pid, signal.SIGCONT)  # lets a spared one go on; no-op once killed
     return True
 
 
