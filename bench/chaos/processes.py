@@ -156,7 +156,8 @@ class QCluster:
         are spared: killing one while it holds a multiprocessing queue's lock can wedge the
         whole cluster (seen with seed 8 at 300 sites; see the README's chaos notes), which a
         liveness probe must catch, not the engine. Waits up to ``wait`` seconds for a worker
-        to have run a job. Returns what was killed ("" for nothing)."""
+        to have run a job, then up to ``wait`` more for one outside a queue's pipe I/O
+        (``_kill_unless_in_a_queue``). Returns what was killed ("" for nothing)."""
         workers: list[int] = []
         deadline = time.monotonic() + wait
         while not workers and time.monotonic() < deadline:
