@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,6 +87,20 @@ def _namespaced_kubeconfig(source: str, namespace: str, dest: Path) -> str:
     return str(dest)
 
 
+def _wait_for_default_service_account(target: Target, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = target.kubectl("get", "serviceaccount", "default", check=False)
+        if got.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"namespace {target.namespace} got no default ServiceAccount in {timeout:.0f} s:\n"
+                f"{got.stderr}"
+            )
+        time.sleep(0.2)
+
+
 @pytest.fixture(params=["kubesim", "contract"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     if request.param == "contract":
@@ -100,6 +115,9 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
             "registry.invalid/subscribie:broken",
         )
         t.kubectl("create", "namespace", ns)
+        # The service-account controller fills a new namespace asynchronously; tests that
+        # ask for a token (or pods that need one) would otherwise race it.
+        _wait_for_default_service_account(t)
         try:
             yield t
         finally:
