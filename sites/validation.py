@@ -28,7 +28,7 @@ import re
 import unicodedata
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sites.windows import WindowError, format_window, parse_window
 
@@ -80,13 +80,25 @@ LABEL_MAX_LENGTH = 63
 # kind of hostile input this module exists to refuse.
 _DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _HOST_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_NON_SLUG_RUN = re.compile(r"[^a-z0-9]+")
+_SLUG_BYTES = bytes(
+    b if chr(b) in "abcdefghijklmnopqrstuvwxyz0123456789" else 32 for b in range(256)
+)
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 # Deliberately narrower than RFC 5322 atext: the address is shown in the admin, put in pod
 # environments and used to send mail; quoting and exotic punctuation buy nothing here.
 # In ASCII (checked first), whitespace and control characters are exactly these.
 _ASCII_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _EMAIL_LOCAL = re.compile(r"[A-Za-z0-9_%+'-]+(\.[A-Za-z0-9_%+'-]+)*")
+# A subset of what `_email_problem` accepts, checked in one match: a local part of at most 64
+# characters, then labels of 1-63 letters, digits and inner hyphens, none of them punycode
+# ("xn--", which needs decoding to check), the last one starting with a letter (so it is not
+# all-numeric). Everything else takes the long way.
+_PLAIN_LABEL = r"(?![Xx][Nn]--)[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+_PLAIN_TOP_LABEL = r"(?![Xx][Nn]--)[A-Za-z](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+_PLAIN_EMAIL = re.compile(
+    rf"(?=[^@]{{1,64}}@)[A-Za-z0-9_%+'-]+(?:\.[A-Za-z0-9_%+'-]+)*"
+    rf"@(?:{_PLAIN_LABEL}\.)+{_PLAIN_TOP_LABEL}"
+)
 
 # Cc: controls (NUL, newline, tab, ...). Cf: format characters (bidi overrides, zero-width
 # space/joiners, BOM). Cs: lone surrogates, which JSON can smuggle in and which cannot be
@@ -96,12 +108,12 @@ _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _SHOW_LIMIT = 60
 
 
-@dataclass(frozen=True)
-class ValidSignup:
+class ValidSignup(NamedTuple):
     """A signup that passed every rule; all fields are normalised and safe to use as data.
 
-    ``plans`` is kept as opaque data (a tuple of deep-copied JSON objects); nothing here
-    interprets it.
+    Immutable (a named tuple: an import builds one per document, and a frozen dataclass cost
+    twice as much to build). ``plans`` is kept as opaque data (a tuple of deep-copied JSON
+    objects); nothing here interprets it.
     """
 
     slug: str
@@ -114,8 +126,7 @@ class ValidSignup:
     maintenance_window: str | None = None
 
 
-@dataclass(frozen=True)
-class ValidationResult:
+class ValidationResult(NamedTuple):
     """Outcome of ``validate_signup``: exactly one of ``signup`` or non-empty ``reasons``."""
 
     signup: ValidSignup | None
@@ -142,7 +153,9 @@ def slugify_site_name(text: str) -> str:
         stripped = decomposed.lower()
     else:
         stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    return _NON_SLUG_RUN.sub("-", stripped).strip("-")
+    # Every character but [a-z0-9] becomes a space (non-ASCII ones by way of "?"), and
+    # split() drops the runs of spaces and the ends: one hyphen per run, none at the ends.
+    return "-".join(stripped.encode("ascii", "replace").translate(_SLUG_BYTES).decode().split())
 
 
 def is_reserved_name(slug: str, extra_reserved: Iterable[str] = ()) -> bool:
@@ -187,19 +200,50 @@ def validate_signup(
     The slug comes from ``site_name`` when that is a non-blank string, else from
     ``company.name``; a slug derived from the company name is cut to 40 characters rather than
     refused, while an explicitly requested ``site_name`` that is too long is a reason.
-    """
-    # A plain `str` is a Container/Iterable of characters, so `"ab" in "xaby"` would be a silent
-    # substring match: refuse that programmer error loudly instead.
-    for arg_name, arg in (
-        ("extra_reserved", extra_reserved),
-        ("taken_names", taken_names),
-        ("taken_domains", taken_domains),
-    ):
-        if isinstance(arg, str | bytes):
-            raise TypeError(f"{arg_name} must be a collection of names, not a string")
-    reserved_extra = _normalised_names(extra_reserved, "extra_reserved")
-    base = base_domain.strip().lower().rstrip(".")
 
+    Validating many documents against the same platform settings: ``SignupRules``.
+    """
+    rules = SignupRules.of(base_domain=base_domain, extra_reserved=extra_reserved)
+    return rules.validate(doc, taken_names=taken_names, taken_domains=taken_domains)
+
+
+@dataclass(frozen=True)
+class SignupRules:
+    """``validate_signup`` with its platform settings normalised once, for a whole import."""
+
+    base_domain: str
+    reserved_extra: frozenset[str]
+
+    @classmethod
+    def of(cls, *, base_domain: str, extra_reserved: Iterable[str] = ()) -> SignupRules:
+        return cls(
+            base_domain=base_domain.strip().lower().rstrip("."),
+            reserved_extra=_normalised_names(extra_reserved, "extra_reserved"),
+        )
+
+    def validate(
+        self,
+        doc: object,
+        *,
+        taken_names: Container[str] = frozenset(),
+        taken_domains: Container[str] = frozenset(),
+    ) -> ValidationResult:
+        """``validate_signup`` of ``doc`` under these rules."""
+        # A plain `str` is a Container of characters, so `"ab" in "xaby"` would be a silent
+        # substring match: refuse that programmer error loudly instead.
+        if isinstance(taken_names, str | bytes) or isinstance(taken_domains, str | bytes):
+            name = "taken_names" if isinstance(taken_names, str | bytes) else "taken_domains"
+            raise TypeError(f"{name} must be a collection of names, not a string")
+        return _validate(doc, self.base_domain, self.reserved_extra, taken_names, taken_domains)
+
+
+def _validate(
+    doc: object,
+    base: str,
+    reserved_extra: frozenset[str],
+    taken_names: Container[str],
+    taken_domains: Container[str],
+) -> ValidationResult:
     if not isinstance(doc, dict):
         return ValidationResult(
             None, (f"signup document must be a JSON object (got {_type_name(doc)})",)
@@ -351,18 +395,21 @@ def _check_owner_email(doc: dict[str, Any], reasons: list[str]) -> str | None:
     if not users:
         reasons.append("users must contain at least one email address (the site owner)")
         return None
-    non_strings = [i for i, user in enumerate(users) if not isinstance(user, str)]
-    for i in non_strings[:3]:  # a few are enough to explain the problem
-        reasons.append(f"users[{i}] must be a string (got {_type_name(users[i])})")
-    if non_strings:
-        return None
+    if not (len(users) == 1 and type(users[0]) is str):  # one owner, the usual shape
+        non_strings = [i for i, user in enumerate(users) if not isinstance(user, str)]
+        for i in non_strings[:3]:  # a few are enough to explain the problem
+            reasons.append(f"users[{i}] must be a string (got {_type_name(users[i])})")
+        if non_strings:
+            return None
 
     email = users[0]
     why = _email_problem(email)
     if why is not None:
         reasons.append(f"owner email users[0] {_show(email)} is not valid: {why}")
         return None
-    local, domain = email.split("@")
+    local, _, domain = email.partition("@")
+    if domain.islower():
+        return email
     # Domains are case-insensitive; local parts formally are not, so only the domain is folded.
     return f"{local}@{domain.lower()}"
 
@@ -429,10 +476,12 @@ def _check_theme(doc: dict[str, Any], reasons: list[str]) -> tuple[str, str]:
     if name is not None:
         if not isinstance(name, str):
             reasons.append(f"theme.name must be a string (got {_type_name(name)})")
-        elif name.strip().lower() not in THEMES:
-            reasons.append(f"theme.name {_show(name)} is not one of: {', '.join(sorted(THEMES))}")
-        else:
+        elif name in THEMES:  # already in its normal form
+            theme_name = name
+        elif name.strip().lower() in THEMES:
             theme_name = name.strip().lower()
+        else:
+            reasons.append(f"theme.name {_show(name)} is not one of: {', '.join(sorted(THEMES))}")
 
     colour = theme.get("colour")
     theme_colour = DEFAULT_THEME_COLOUR
@@ -483,6 +532,13 @@ def _check_maintenance_window(doc: dict[str, Any], reasons: list[str]) -> str | 
 
 def _email_problem(email: str) -> str | None:
     """Return why ``email`` is unacceptable, or None if its syntax is sane."""
+    if len(email) <= EMAIL_MAX_LENGTH and _PLAIN_EMAIL.fullmatch(email):
+        return None  # the common shape, which every rule accepts
+    return _email_problem_in_full(email)
+
+
+def _email_problem_in_full(email: str) -> str | None:
+    """``_email_problem`` rule by rule, for what the one-match shortcut did not accept."""
     if len(email) > EMAIL_MAX_LENGTH:
         return f"longer than {EMAIL_MAX_LENGTH} characters"
     if not email.isascii():

@@ -31,7 +31,6 @@ from typing import Any
 
 import msgspec
 from django.db import connection, models
-from django.utils import timezone
 
 INTEGER_TYPES = frozenset(
     {
@@ -48,6 +47,7 @@ INTEGER_TYPES = frozenset(
 )
 PLAIN_TYPES = frozenset({"CharField", "TextField", "SlugField", "BooleanField"}) | INTEGER_TYPES
 _msgspec_encode = msgspec.json.encode
+_EMPTY_JSON = {list: "[]", dict: "{}"}
 
 
 def insert_rows(model: type[models.Model], instances: Sequence[Any]) -> int:
@@ -56,13 +56,12 @@ def insert_rows(model: type[models.Model], instances: Sequence[Any]) -> int:
         return 0
     if not connection.in_atomic_block:
         raise RuntimeError("insert_rows must run inside transaction.atomic()")
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    plan = _ColumnPlan.of([f for f in model._meta.concrete_fields if not f.primary_key])
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    columns = ", ".join(quote(f.column) for f in plan.fields)
+    placeholders = ", ".join(["%s"] * len(plan.fields))
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
-    prepare = [_preparer(f) for f in fields]
-    rows = [[prep(obj) for prep in prepare] for obj in instances]
+    rows = [plan.row(obj) for obj in instances]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
     return len(rows)
@@ -77,12 +76,14 @@ def new_row(model: type[models.Model], **values: Any) -> SimpleNamespace:
     descriptors); a row that is only ever inserted needs none of that.
     """
     constant, factories = _defaults(model)
-    row = dict(constant)
+    row = SimpleNamespace()
+    columns = row.__dict__  # filled in place: SimpleNamespace(**values) would copy them twice
+    columns.update(constant)
     for name, make in factories:
         if name not in values:
-            row[name] = make()
-    row.update(values)
-    return SimpleNamespace(**row)
+            columns[name] = make()
+    columns.update(values)
+    return row
 
 
 @functools.cache
@@ -101,46 +102,136 @@ def _defaults(
     return constant, tuple(factories)
 
 
-def _preparer(field: models.Field) -> Callable[[models.Model], Any]:
-    """How one column's value is read off an instance and made ready for the backend."""
-    attname = field.attname
+class _ColumnPlan:
+    """How the columns of one statement are read off each object and made ready.
+
+    Columns are ordered for speed, not as the model lists them (the statement names them):
+    first the ones read off the object, all with one ``attrgetter`` call per row, then the
+    constants (auto-now date-times). ``convert`` lists, by position in the row, the read
+    values that the backend cannot take as they are.
+    """
+
+    def __init__(
+        self,
+        read: list[models.Field],
+        convert: list[tuple[int, Callable[[Any], Any]]],
+        constant: list[tuple[models.Field, Any]],
+    ) -> None:
+        self.fields = read + [field for field, _ in constant]
+        self.constants = [value for _, value in constant]
+        self.convert = convert
+        getter = operator.attrgetter(*(field.attname for field in read))
+        # attrgetter of one name returns the value itself, of several a tuple.
+        self.values_of = getter if len(read) > 1 else lambda obj: (getter(obj),)
+
+    @classmethod
+    def of(cls, fields: list[models.Field]) -> _ColumnPlan:
+        read: list[models.Field] = []
+        convert: list[tuple[int, Callable[[Any], Any]]] = []
+        constant: list[tuple[models.Field, Any]] = []
+        for field in fields:
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                # One moment for the whole statement: what the field's pre_save makes of the
+                # clock (it reads nothing off the object; it only sets the time on it).
+                now = field.pre_save(SimpleNamespace(), True)
+                constant.append((field, field.get_db_prep_save(now, connection)))
+                continue
+            converter = _converter(field)
+            if converter is not None:
+                convert.append((len(read), converter))
+            read.append(field)
+        return cls(read, convert, constant)
+
+    def row(self, obj: Any) -> list[Any]:
+        row = list(self.values_of(obj))
+        for position, converter in self.convert:
+            row[position] = converter(row[position])
+        row += self.constants
+        return row
+
+
+def _converter(field: models.Field) -> Callable[[Any], Any] | None:
+    """What makes one column's value (read off an object) ready for the backend; ``None`` when
+    the backend takes it as it is."""
     kind = field.get_internal_type()
     if kind in PLAIN_TYPES:
-        return operator.attrgetter(attname)
+        return None
     if kind == "ForeignKey" and field.target_field.get_internal_type() in INTEGER_TYPES:
-        return operator.attrgetter(attname)  # the ``_id`` value, already the key
+        return None  # the ``_id`` value, already the key
     if kind == "DateTimeField":
         adapt_datetime = connection.ops.adapt_datetimefield_value
-        if field.auto_now or field.auto_now_add:
-            now = adapt_datetime(timezone.now())  # one moment for the whole statement
-            return lambda obj: now
-
         if connection.vendor == "sqlite" and connection.timezone is UTC:
             # What the backend's adapter makes of a UTC date-time (``make_naive`` into UTC,
             # then ``str``), without its two layers of calls; other zones go through it.
-            def sqlite_utc_value(obj: models.Model) -> Any:
-                value = getattr(obj, attname)
+            # Rows made together often share one date-time object (a batch's arrival time),
+            # and ``str`` of one costs more than the rest of its row: remember the last one.
+            # Date-times are immutable, so the same object always gives the same text.
+            last: list[Any] = [None, None]
+
+            def sqlite_utc_value(value: Any) -> Any:
+                if value is last[0]:
+                    return last[1]
                 if value is not None and value.tzinfo is UTC:
-                    return str(value.replace(tzinfo=None))
+                    last[:] = value, str(value.replace(tzinfo=None))
+                    return last[1]
                 return adapt_datetime(value)
 
             return sqlite_utc_value
-
-        def datetime_value(obj: models.Model) -> Any:
-            return adapt_datetime(getattr(obj, attname))
-
-        return datetime_value
+        return adapt_datetime
     if kind == "JSONField":
         adapt, encoder = connection.ops.adapt_json_value, field.encoder
         if encoder is None and connection.vendor in ("sqlite", "postgresql"):
             adapt = _fast_json_adapter()
 
-        def json_value(obj: models.Model) -> Any:
-            value = getattr(obj, attname)
-            return None if value is None else adapt(value, encoder)
+        adapt_text = _json_text_adapter(adapt, encoder)
+
+        def json_value(value: Any) -> Any:
+            if value is None:
+                return None
+            if type(value) is JSONText:
+                return adapt_text(value.text)
+            return adapt(value, encoder)
 
         return json_value
-    return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), connection)
+    # Everything else as the ORM saves it. Their ``pre_save`` only reads the value (the
+    # auto-now ones are constants above); a field type whose pre_save does more (files) has
+    # no place in a bulk insert.
+    if type(field).pre_save is not models.Field.pre_save and not hasattr(field, "auto_now"):
+        raise TypeError(f"insert_rows cannot save {field} ({kind}): its pre_save has effects")
+    return lambda value: field.get_db_prep_save(value, connection)
+
+
+class JSONText:
+    """A JSON column's value already encoded, for ``insert_rows`` to store as it is.
+
+    For text read off the wire that would otherwise be decoded and encoded again; the caller
+    vouches that ``text`` is valid JSON, and it is what the column then holds (PostgreSQL's
+    jsonb normalises it, as it would any JSON). Only ``insert_rows`` knows it: the ORM would
+    store it as a JSON string.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"JSONText({self.text!r})"
+
+
+def _json_text_adapter(adapt: Callable[[Any, Any], Any], encoder: Any) -> Callable[[str], Any]:
+    """What stores a ``JSONText``'s text on this connection's backend."""
+    if connection.vendor == "sqlite":
+        return _as_is
+    if connection.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        return lambda text: Jsonb(text, dumps=_as_is)
+    return lambda text: adapt(json.loads(text), encoder)
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def json_text(value: Any) -> str:
@@ -154,6 +245,8 @@ def json_text(value: Any) -> str:
     numbers); msgspec would also encode date-times, UUIDs and sets, which ``json.dumps``
     refuses.
     """
+    if not value and type(value) in _EMPTY_JSON:
+        return _EMPTY_JSON[type(value)]  # the empty reasons or document of many rows
     try:
         encoded = _msgspec_encode(value)
     except (TypeError, ValueError, OverflowError):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import random
+import re
 import unicodedata
 from typing import Any
 
 import pytest
 
+from sites import validation
 from sites.validation import (
     DEFAULT_THEME_COLOUR,
     DEFAULT_THEME_NAME,
@@ -456,3 +459,36 @@ def test_normalise_domain(raw: str, ascii_form: str) -> None:
 def test_normalise_domain_rejects_impossible() -> None:
     with pytest.raises(ValueError):
         normalise_domain("a" * 64 + ".com")
+
+
+def _email_like(rng: random.Random) -> str:
+    """A random string near an email address's shape: the edges the shortcut must respect."""
+    pieces = ["a", "Z", "9", ".", "-", "_", "%", "+", "'", "xn--", "XN--", "é", " ", "\n", "@"]
+    part = lambda n: "".join(rng.choice(pieces) for _ in range(rng.randint(0, n)))  # noqa: E731
+    local = rng.choice([part(6), "a" * rng.choice([1, 63, 64, 65])])
+    labels = [rng.choice([part(5), "b" * rng.choice([1, 62, 63, 64]), "7", "com"])]
+    labels += [rng.choice([part(4), "c", "123", "x-y"]) for _ in range(rng.randint(0, 3))]
+    return f"{local}@{'.'.join(labels)}" + rng.choice(["", "", ".", "\n", "@x.com"])
+
+
+def test_email_shortcut_agrees_with_every_rule() -> None:
+    # The one-match shortcut for plain addresses must never accept what the rules refuse.
+    rng = random.Random(20261204)
+    emails = [_email_like(rng) for _ in range(20_000)]
+    emails += ["a" * 64 + "@" + ".".join(["b" * 63] * 3) + ".com", "x@" + "a." * 130 + "com"]
+    accepted = 0
+    for email in emails:
+        assert validation._email_problem(email) == validation._email_problem_in_full(email), email
+        accepted += validation._email_problem(email) is None
+    assert 500 < accepted < len(emails) - 500  # both ways are exercised
+
+
+def test_slugify_turns_each_run_of_other_characters_into_one_hyphen() -> None:
+    # The definition, as a regular expression, against random text of every kind of character.
+    rng = random.Random(4)
+    alphabet = "aZ9-_ .!\t\n\x00\x7féß\u0130\u210c\u0301Жя😀\u200b"
+    for _ in range(5_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        folded = unicodedata.normalize("NFKD", text.casefold())
+        folded = "".join(ch for ch in folded if not unicodedata.combining(ch)).casefold()
+        assert slugify_site_name(text) == re.sub("[^a-z0-9]+", "-", folded).strip("-"), text
