@@ -14,7 +14,7 @@ import audit
 from audit.models import AuditEvent
 from rollouts.models import Rollout, RolloutTarget
 from sites.models import Signup, Site
-from subscribie_admin.bulk_insert import insert_rows, json_text, new_row
+from subscribie_admin.bulk_insert import JSONText, insert_rows, json_text, new_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,3 +119,20 @@ def test_json_text_keeps_what_json_dumps_keeps_and_refuses_what_it_refuses() -> 
     assert text == json.dumps({"a": math.nan, "b": math.inf})
     with pytest.raises(TypeError):
         json_text({"a": object()})
+
+
+def test_json_text_given_as_text_is_stored_as_the_value_it_encodes() -> None:
+    # A document's text as it came off the wire goes in as it is, and reads back as the
+    # document; an empty list or object as well (they skip the encoder).
+    raw = {"_id": "doc-t", "name": "Café \u2028", "n": [1, 2.5, None, True, 10**30]}
+    with transaction.atomic():
+        insert_rows(
+            Signup,
+            [
+                new_row(Signup, couch_id="doc-t", raw=JSONText(json.dumps(raw)), reasons=[]),
+                new_row(Signup, couch_id="doc-e", raw={}, reasons=["r"]),
+            ],
+        )
+    stored = Signup.objects.get(couch_id="doc-t")
+    assert (stored.raw, stored.reasons) == (raw, [])
+    assert Signup.objects.filter(raw={}, reasons=["r"]).get().couch_id == "doc-e"

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import httpx
 import pytest
 
-from sites.couchdb import Change, ChangesBatch, CouchDB, CouchDBError, redact_url
+from sites.couchdb import (
+    Change,
+    ChangesBatch,
+    CouchDB,
+    CouchDBError,
+    _read_changes_page,
+    redact_url,
+)
 from tests.fixtures.couchdb import unique_database_name
 
 SPECIAL_IDS = [
@@ -379,3 +387,47 @@ def test_wrong_password_is_unauthorized_and_not_leaked(couchdb_admin_server) -> 
         with pytest.raises(CouchDBError) as info:
             anonymous.get("acme")
         assert info.value.kind == "unauthorized"
+
+
+USUAL_PAGES = [  # as CouchDB and the npm server write them
+    b'{"results":[{"seq":"1-g1","id":"a","changes":[{"rev":"1-x"}],"doc":{"_id":"a",'
+    b'"n":[1,2.5,null,true],"s":"\\u00e9\\ud83d\\ude00"}},{"seq":"2-g2","id":"b",'
+    b'"changes":[{"rev":"2-y"}],"deleted":true,"doc":{"_id":"b","_deleted":true}}],'
+    b'"last_seq":"2-g2","pending":0}',
+    b'{"results":[{"seq":3,"id":"c","changes":[]},{"seq":4,"id":"d","doc":null}],"last_seq":4}',
+    b'{"results":[{"seq":"1","id":"a","doc":[1]}],"last_seq":"1"}',  # a list: no document
+]
+ODD_PAGES = [  # only the tolerant reading takes these
+    b'{"results":[{"seq":"1","id":"a","doc":{"s":"\\ud800"}}],"last_seq":"1"}',  # lone surrogate
+    b'{"results":[{"seq":"1","id":"a","doc":{"x":NaN}}],"last_seq":"1"}',
+    b'{"results":[{"seq":"1","id":"a","doc":{"x":1e400}}],"last_seq":"1"}',
+    b'{"results":[{"seq":"1","id":7,"doc":{}}],"last_seq":"1"}',
+    b'{"results":[{"seq":"1","id":"a","deleted":1}],"last_seq":"1"}',
+    b'{"results":[{"seq":"1","id":"a","changes":["1-x"]}],"last_seq":"1"}',
+    b'{"results":[{"seq":[1,"x"],"id":"a"}],"last_seq":[1,"x"]}',
+]
+
+
+@pytest.mark.parametrize("body", USUAL_PAGES)
+def test_the_fast_changes_reader_agrees_with_the_tolerant_one(body: bytes) -> None:
+    fast = _read_changes_page(body)
+    assert fast is not None
+    tolerant = [CouchDB._parse_change(row) for row in json.loads(body)["results"]]
+    assert [change._replace(doc_json=None) for change in fast.results] == tolerant
+    assert fast.last_seq == json.loads(body)["last_seq"]
+    for change in fast.results:  # the text kept is the document itself
+        assert change.doc_json is None or json.loads(change.doc_json) == change.doc
+
+
+@pytest.mark.parametrize("body", ODD_PAGES)
+def test_the_fast_changes_reader_leaves_odd_pages_to_the_tolerant_one(body: bytes) -> None:
+    assert _read_changes_page(body) is None
+    assert [CouchDB._parse_change(row) for row in json.loads(body)["results"]]  # it reads them
+
+
+def test_the_fast_changes_reader_keeps_the_text_as_sent() -> None:
+    page = _read_changes_page(
+        b'{"results":[{"seq":"1-g1","id":"a","changes":[{"rev":"1-x"}],"doc":{"_id":"a"}}],'
+        b'"last_seq":"1-g1","pending":0}'
+    )
+    assert page is not None and page.results[0].doc_json == '{"_id":"a"}'
