@@ -4,7 +4,8 @@ Figures, each against a baseline measured in the same run (absolute times are no
 
 * first import of N signup documents (default 10,000) vs reading the same ``_changes`` feed
   raw with the same client and batch size, from a warmed server, as the import reads it
-  (target: <= 5 s and within 1.5x of raw);
+  (target: <= 5 s and within 1.5x of raw); rounds of one raw read and one import afresh, the
+  best of each compared (``--repeat``, default 3);
 * a no-change run (target <= 0.5 s);
 * status refresh of M sites (default 2,000) on kubesim: API calls made (target: constant) and
   seconds, vs one bare paged LIST of the same Deployments over HTTP (target <= 2 s).
@@ -58,9 +59,10 @@ def signup_docs(count: int) -> list[dict]:
 IMPORT_RATIO_TARGET = 1.5
 
 
-def bench_import(count: int, batch: int) -> list[str]:
+def bench_import(count: int, batch: int, repeat: int) -> list[str]:
     """Returns the targets missed."""
     from sites import sync
+    from sites.models import Signup, SyncCheckpoint
     from tests.fixtures.couchdb import CouchServer
 
     with CouchServer() as server:
@@ -79,13 +81,6 @@ def bench_import(count: int, batch: int) -> list[str]:
                 if len(page.results) < batch:
                     return read
 
-        # The server's first read of a new feed is a third slower than later ones, and the
-        # import reads it after the baseline: warm it first, so both read a warm server.
-        read_feed()
-        t0, cpu0 = time.perf_counter(), time.thread_time()
-        read = read_feed()
-        raw, raw_cpu = time.perf_counter() - t0, time.thread_time() - cpu0
-
         # Where the import's CPU goes: the sync's feed reader (a thread of its own, the only
         # caller of client.changes) and everything else, on the calling thread.
         reader_cpu = [0.0]
@@ -98,26 +93,44 @@ def bench_import(count: int, batch: int) -> list[str]:
             finally:
                 reader_cpu[0] += time.thread_time() - started
 
-        client.changes = timed_changes
-        t0, cpu0 = time.perf_counter(), time.thread_time()
-        summary = sync.signups_sync(client=client, batch_size=batch)
-        first, store_cpu = time.perf_counter() - t0, time.thread_time() - cpu0
-        client.changes = changes
+        # The server's first read of a new feed is a third slower than later ones, and the
+        # import reads it after the baseline: warm it first, so both read a warm server.
+        read_feed()
+        # This machine's speed moves by half from one minute to the next: each round reads
+        # the feed raw and then imports it afresh, so the two meet the same conditions, and
+        # the best of each is compared (as timeit does).
+        runs = []
+        for _ in range(repeat):
+            Signup.objects.all().delete()
+            SyncCheckpoint.objects.all().delete()
+            t0, cpu0 = time.perf_counter(), time.thread_time()
+            read = read_feed()
+            raw, raw_cpu = time.perf_counter() - t0, time.thread_time() - cpu0
+            reader_cpu[0] = 0.0
+            client.changes = timed_changes
+            t0, cpu0 = time.perf_counter(), time.thread_time()
+            summary = sync.signups_sync(client=client, batch_size=batch)
+            first, store_cpu = time.perf_counter() - t0, time.thread_time() - cpu0
+            client.changes = changes
+            runs.append((raw, first, raw_cpu, store_cpu, reader_cpu[0], summary))
         t0 = time.perf_counter()
         again = sync.signups_sync(client=client, batch_size=batch)
         nochange = time.perf_counter() - t0
 
-    print(f"signups: {count} docs, batch {batch}")
+    raw = min(run[0] for run in runs)
+    first, raw_cpu, store_cpu, reader, summary = min(runs, key=lambda run: run[1])[1:]
+    rounds = ", ".join(f"{run[1] / run[0]:.2f}x" for run in runs)
+    print(f"signups: {count} docs, batch {batch}, best of {repeat} rounds")
     print(f"  raw feed read (baseline) {raw:7.2f} s  ({read} changes, server warmed)")
     print(
         f"  first import             {first:7.2f} s  = {first / raw:4.2f}x raw   "
         f"(target <= 5 s, <= {IMPORT_RATIO_TARGET}x)  imported {summary.imported}, "
-        f"rejected {summary.rejected}"
+        f"rejected {summary.rejected}; each round: {rounds}"
     )
     print(
         f"  CPU: raw read {raw_cpu:.2f} s (the rest is the server); import: validating and "
         f"storing {store_cpu:.2f} s ({1e6 * store_cpu / count:.0f} us/doc), feed reader "
-        f"{reader_cpu[0]:.2f} s"
+        f"{reader:.2f} s"
     )
     print(f"  no-change run            {nochange:7.3f} s  (target <= 0.5 s)  read {again.read}")
     misses = []
@@ -125,8 +138,8 @@ def bench_import(count: int, batch: int) -> list[str]:
         misses.append(f"first import {first / raw:.2f}x raw > {IMPORT_RATIO_TARGET}x")
     if first > 5:
         misses.append(f"first import {first:.2f} s > 5 s")
-    if summary.imported != count:
-        misses.append(f"imported {summary.imported} of {count}")
+    if any(run[5].imported != count for run in runs):
+        misses.append(f"imported {[run[5].imported for run in runs]} of {count}")
     if nochange > 0.5:
         misses.append(f"no-change run {nochange:.3f} s > 0.5 s")
     return misses
@@ -223,6 +236,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench signups")
     parser.add_argument("--signups", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of raw read + import")
     parser.add_argument("--sites", type=int, default=2_000)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,7 +246,7 @@ def main(argv: list[str]) -> int:
         # The collector's thresholds of every manage.py process (signups_sync, the qcluster's
         # workers, forked from it): the figures are those of the command, run in-process.
         gc.set_threshold(*manage.GC_THRESHOLDS)
-        misses = bench_import(args.signups, args.batch) + bench_refresh(args.sites)
+        misses = bench_import(args.signups, args.batch, args.repeat) + bench_refresh(args.sites)
     for miss in misses:
         print(f"MISS: {miss}")
     print("all targets met" if not misses else f"{len(misses)} target(s) missed")
