@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import production_settings
 from bench.rollouts import (
     KUBECTL,
     NAMESPACE,
@@ -85,11 +86,9 @@ def compile_bytecode() -> None:
 
 
 def command_env(base: dict[str, str], *, limited: bool) -> dict[str, str]:
-    """The command's environment: production settings, as staff and cron run it (with DEBUG
-    on, Django also logs every query, and on SQLite quotes each one's parameters with a
-    query of its own)."""
-    env = dict(base, DEBUG="0")
-    env.setdefault("SECRET_KEY", "bench-command-only-" + "x" * 40)
+    """The command's environment: production settings, as staff and cron run it."""
+    env = dict(base)
+    production_settings(env, "command")
     env.pop("KUBE_QPS", None)
     env.pop("KUBE_BURST", None)
     if not limited:

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import production_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 MAX_QUERIES = 10
 MAX_MS = 300.0
@@ -35,8 +37,7 @@ def setup_django(database: Path) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "subscribie_admin.settings"
     os.environ["DATABASE_URL"] = f"sqlite:///{database}"
-    os.environ["DEBUG"] = "0"  # production settings: what staff get
-    os.environ.setdefault("SECRET_KEY", "bench-pages-only-" + "x" * 40)
+    production_settings(os.environ, "pages")
     os.environ["ALLOWED_HOSTS"] = "testserver"
     import django
     from django.core.management import call_command

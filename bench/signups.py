@@ -26,6 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench import production_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,8 +36,7 @@ def setup_django(tmp: Path) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ["DJANGO_SETTINGS_MODULE"] = "subscribie_admin.settings"
     os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    os.environ["DEBUG"] = "0"  # production settings: DEBUG also logs (and quotes) every query
-    os.environ.setdefault("SECRET_KEY", "bench-signups-only-" + "x" * 40)
+    production_settings(os.environ, "signups")
     import django
     from django.core.management import call_command
 

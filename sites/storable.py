@@ -20,6 +20,7 @@ import msgspec
 REPLACEMENT = "\ufffd"
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _encode = msgspec.json.encode
+_NUL_ESCAPE = b"\\u0000"  # the only way JSON writes a NUL
 
 
 def storable_text(text: str) -> str:
@@ -40,9 +41,16 @@ def storable_json(value: Any) -> Any:
         encoded = _encode(value)
     except UnicodeEncodeError:
         return _replaced(value)
-    if b"\\u0000" not in encoded:
+    if _NUL_ESCAPE not in encoded:
         return value
     return _replaced(value)
+
+
+def json_text_is_storable(text: str) -> bool:
+    """Whether JSON ``text`` that msgspec decoded (so it holds no lone surrogate: msgspec
+    refuses them, escaped or not) can be stored as it is: it has no NUL, which JSON can only
+    write as the escape (the same false alarm as in ``storable_json`` is possible)."""
+    return _NUL_ESCAPE.decode() not in text
 
 
 def _replaced(value: Any) -> Any:

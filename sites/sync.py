@@ -29,7 +29,7 @@ import audit
 from sites.couchdb import Change, CouchDB, CouchDBError
 from sites.feed import FeedReader
 from sites.models import Signup, Site, SyncCheckpoint
-from sites.storable import storable_json, storable_text
+from sites.storable import json_text_is_storable, storable_json, storable_text
 from sites.validation import SignupRules
 from subscribie_admin.bulk_insert import JSONText, insert_rows, new_row
 
@@ -310,11 +310,10 @@ def _signups_with_couch_ids(ids: Collection[str]) -> Iterable[Signup]:
 
 def _raw_column(change: Change) -> Any:
     """What a new signup's ``raw`` column stores of its document: the text CouchDB sent when
-    it is storable as it is (it then holds no lone surrogate, see ``Change.doc_json``, and a
-    NUL could only be written as the escape), which spares encoding the document again; else
-    the storable copy. Only for ``insert_rows``."""
+    it is storable as it is, which spares encoding the document again; else the storable
+    copy. Only for ``insert_rows``."""
     text = change.doc_json
-    if text is not None and "\\u0000" not in text:
+    if text is not None and json_text_is_storable(text):
         return JSONText(text)
     return storable_json(change.doc or {})
 

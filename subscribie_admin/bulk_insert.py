@@ -48,6 +48,7 @@ INTEGER_TYPES = frozenset(
 PLAIN_TYPES = frozenset({"CharField", "TextField", "SlugField", "BooleanField"}) | INTEGER_TYPES
 _msgspec_encode = msgspec.json.encode
 _EMPTY_JSON = {list: "[]", dict: "{}"}
+_TEXT_JSON_VENDORS = ("sqlite", "postgresql")  # where _json_text_parameter takes text as is
 
 
 def insert_rows(model: type[models.Model], instances: Sequence[Any]) -> int:
@@ -180,16 +181,17 @@ def _converter(field: models.Field) -> Callable[[Any], Any] | None:
         return adapt_datetime
     if kind == "JSONField":
         adapt, encoder = connection.ops.adapt_json_value, field.encoder
-        if encoder is None and connection.vendor in ("sqlite", "postgresql"):
-            adapt = _fast_json_adapter()
-
-        adapt_text = _json_text_adapter(adapt, encoder)
+        text_parameter = _json_text_parameter(adapt, encoder)
+        # Without an encoder, plain data is encoded by msgspec and goes in as text.
+        as_text = encoder is None and connection.vendor in _TEXT_JSON_VENDORS
 
         def json_value(value: Any) -> Any:
             if value is None:
                 return None
             if type(value) is JSONText:
-                return adapt_text(value.text)
+                return text_parameter(value.text)
+            if as_text:
+                return text_parameter(json_text(value))
             return adapt(value, encoder)
 
         return json_value
@@ -219,8 +221,8 @@ class JSONText:
         return f"JSONText({self.text!r})"
 
 
-def _json_text_adapter(adapt: Callable[[Any, Any], Any], encoder: Any) -> Callable[[str], Any]:
-    """What stores a ``JSONText``'s text on this connection's backend."""
+def _json_text_parameter(adapt: Callable[[Any, Any], Any], encoder: Any) -> Callable[[str], Any]:
+    """What a JSON column's text becomes as a parameter on this connection's backend."""
     if connection.vendor == "sqlite":
         return _as_is
     if connection.vendor == "postgresql":
@@ -254,12 +256,3 @@ def json_text(value: Any) -> str:
     if b"null" in encoded:
         return json.dumps(value)
     return encoded.decode()
-
-
-def _fast_json_adapter() -> Callable[[Any, Any], Any]:
-    """``connection.ops.adapt_json_value`` for a field without an encoder, on ``json_text``."""
-    if connection.vendor == "postgresql":
-        from psycopg.types.json import Jsonb
-
-        return lambda value, encoder: Jsonb(value, dumps=json_text)
-    return lambda value, encoder: json_text(value)
